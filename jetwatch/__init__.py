@@ -1,0 +1,3 @@
+"""jetwatch: a hot-folder daemon that delivers complete files through the Signiant Jet API."""
+
+__version__ = "0.1.0"
