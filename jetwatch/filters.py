@@ -1,0 +1,131 @@
+"""Name rules: which paths are delivery candidates, and which names cannot be sent at all."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+
+# Other tools' work-in-progress names (complaint 10). ".*" covers hidden files and
+# directories, including rsync's ".name.XXXXXX" temporary files.
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    ".*",
+    "*.tmp",
+    "*.part",
+    "*.partial",
+    "*.crdownload",
+    "~$*",
+    "#work_file#",
+    "#chkpt_file#",
+    ".DS_Store",
+    "Thumbs.db",
+)
+
+# Lone surrogates are what os.fsdecode (surrogateescape) makes of bytes that are not UTF-8.
+_BAD_NAME = re.compile("[\udc80-\udcff\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_DIR_CACHE_SIZE = 4096
+
+
+def name_problem(relpath: str) -> str | None:
+    """Say why a path cannot be sent as a Jet ``relativePath``, or None when it can."""
+    if _BAD_NAME.search(relpath) is None:
+        return None
+    if _SURROGATE.search(relpath) is not None:
+        return "not valid UTF-8"
+    return "control character in name"
+
+
+def _compile(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    """One regex for a list of globs, so a check costs one match, not one per pattern."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
+def _split(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """Separate name patterns (no "/") from path patterns (with "/"), compiled."""
+    names = [p for p in patterns if "/" not in p]
+    paths = [p.strip("/") for p in patterns if "/" in p]
+    return _compile(names), _compile(paths)
+
+
+class PathFilter:
+    """Decide whether a relative path is a delivery candidate; pure and cheap to call.
+
+    Paths are relative to the folder root, use "/" separators and have no leading slash.
+    Glob semantics (``fnmatch.fnmatchcase``: case-sensitive, ``*`` ``?`` ``[seq]``):
+
+    - a pattern without "/" matches the basename (``*.mov`` matches ``a/b/clip.mov``);
+    - a pattern with "/" matches the whole relative path, and ``*`` may cross "/"
+      (``incoming/*.mxf`` matches ``incoming/x/y.mxf``); leading/trailing "/" are ignored.
+
+    A file is a candidate when its path matches an include pattern and it is not excluded.
+    Excludes are ``DEFAULT_EXCLUDES`` plus the user's; an exclude pattern that matches a
+    directory (by name or by path) excludes everything below it, so ``.*`` hides
+    ``a/.git/config`` as well as ``.clip.mov.Xa81k2`` (rsync). Include patterns apply to
+    files only. Ready markers (a name ending with ``ready_marker``, which includes a folder
+    marker named exactly ``ready_marker``) are never candidates: they are signals.
+    """
+
+    __slots__ = (
+        "_dir_cache",
+        "_exclude_name",
+        "_exclude_path",
+        "_include_name",
+        "_include_path",
+        "ready_marker",
+    )
+
+    def __init__(
+        self,
+        include: Sequence[str] = ("*",),
+        exclude: Sequence[str] = (),
+        ready_marker: str = "",
+    ) -> None:
+        self._include_name, self._include_path = _split(include)
+        self._exclude_name, self._exclude_path = _split((*DEFAULT_EXCLUDES, *exclude))
+        self.ready_marker = ready_marker
+        # Scans ask about thousands of files per directory: remember directory verdicts.
+        self._dir_cache: dict[str, bool] = {}
+
+    def __call__(self, relpath: str) -> bool:
+        """True when the file at ``relpath`` may be delivered."""
+        head, _, name = relpath.rpartition("/")
+        if self.ready_marker and name.endswith(self.ready_marker):
+            return False
+        if _hit(self._exclude_name, name) or _hit(self._exclude_path, relpath):
+            return False
+        if head and self._tree_excluded(head):
+            return False
+        return _hit(self._include_name, name) or _hit(self._include_path, relpath)
+
+    def is_marker(self, relpath: str) -> bool:
+        """True when ``relpath`` names a ready marker (a signal, never a delivery)."""
+        return bool(self.ready_marker) and relpath.endswith(self.ready_marker)
+
+    def dir_excluded(self, reldir: str) -> bool:
+        """True when the directory itself matches an exclude; its ancestors are not checked.
+
+        The scanner prunes top-down, so a directory's ancestors were already accepted.
+        """
+        name = reldir.rpartition("/")[2]
+        return _hit(self._exclude_name, name) or _hit(self._exclude_path, reldir)
+
+    def excluded(self, relpath: str) -> bool:
+        """True when ``relpath`` or any directory on its way matches an exclude pattern."""
+        head = relpath.rpartition("/")[0]
+        return self.dir_excluded(relpath) or (bool(head) and self._tree_excluded(head))
+
+    def _tree_excluded(self, reldir: str) -> bool:
+        verdict = self._dir_cache.get(reldir)
+        if verdict is None:
+            verdict = self.excluded(reldir)
+            if len(self._dir_cache) >= _DIR_CACHE_SIZE:
+                self._dir_cache.clear()  # crude bound; a miss only costs a few regex matches
+            self._dir_cache[reldir] = verdict
+        return verdict
+
+
+def _hit(pattern: re.Pattern[str] | None, text: str) -> bool:
+    return pattern is not None and pattern.match(text) is not None

@@ -1,0 +1,429 @@
+"""One folder's watcher: inotify events and scans turned into path hints and stats, no decisions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import structlog
+from watchfiles import Change, awatch
+
+from jetwatch.metrics import WATCH_MODE
+from jetwatch.mounts import WatchMode, WatchState, choose_mode
+from jetwatch.scan import ScanReport, is_dir, next_chunk, outermost, scan_tree
+from jetwatch.settle import FileStat
+
+__all__ = ["FolderWatch", "ScanReport", "WatchMode", "WatchState"]
+
+log = structlog.get_logger(__name__)
+
+
+class _FolderDown(Exception):
+    """The folder cannot be watched right now (root missing, replaced, watcher broken)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _WatcherFailed(_FolderDown):
+    """awatch itself raised: inotify is not usable for this folder."""
+
+
+class _SubdirGone(Exception):
+    """A directory to scan went away (or became unreadable) before it was listed."""
+
+
+class FolderWatch:
+    """Watch one folder and feed the intake; run() until cancelled.
+
+    Truth comes from scans, events are hints: a full scan at start and after every outage,
+    then either EVENTS (watchfiles hints, a subdirectory scan for each new directory, a
+    full rescan after a burst, a jittered reconcile scan every ``reconcile_s``) or SCAN (a
+    full scan ``scan_interval_s`` after the previous one ended). A missing or replaced
+    root, or a broken watcher, makes the folder DOWN; it retries with exponential backoff
+    (``backoff_initial_s`` → ``backoff_max_s``) and resumes with a full scan. After the
+    watcher itself failed (e.g. the inotify limit was hit later), the folder stays in SCAN.
+
+    Callbacks run on the event loop. ``accept`` and ``dir_excluded`` run in a worker thread
+    during scans and must be pure. ``on_hints`` gets relative paths of files *or
+    directories* that were added, changed, deleted or moved (a directory moved away is one
+    hint for the directory only); nothing about them was stat-ed. Excluded paths are
+    dropped. Bursts larger than ``burst_threshold`` give no hints: the rescan covers them.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        root: Path,
+        poll: str,
+        scan_interval_s: float,
+        reconcile_s: float = 600.0,
+        accept: Callable[[str], bool],
+        dir_excluded: Callable[[str], bool],
+        on_bad_name: Callable[[str, str], None],
+        on_hints: Callable[[set[str]], None],
+        on_scan_chunk: Callable[[list[FileStat]], None],
+        on_scan_done: Callable[[ScanReport], None],
+        on_state: Callable[[WatchState], None],
+        burst_threshold: int = 1000,
+        burst_calm_s: float = 2.0,
+        root_check_s: float = 5.0,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        chunk_files: int = 2000,
+        max_watches: int | None = None,
+    ) -> None:
+        self.name = name
+        self.root = Path(os.path.abspath(root))
+        self._root_prefix = os.fspath(self.root).rstrip("/") + "/"
+        self._poll = poll
+        self._scan_interval_s = scan_interval_s
+        self._reconcile_s = reconcile_s
+        self._accept = accept
+        self._dir_excluded = dir_excluded
+        self._on_bad_name = on_bad_name
+        self._on_hints = on_hints
+        self._on_scan_chunk = on_scan_chunk
+        self._on_scan_done = on_scan_done
+        self._on_state = on_state
+        self._burst_threshold = burst_threshold
+        self._burst_calm_s = burst_calm_s
+        self._root_check_s = root_check_s
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._chunk_files = chunk_files
+        self._max_watches = max_watches
+        self._state = WatchState(WatchMode.DOWN, "not started", time.time())
+        self._mode = WatchMode.DOWN
+        self._mode_reason = "not started"
+        self._events_failed: str | None = None
+        self._root_id: tuple[int, int] | None = None
+        self._wake = asyncio.Event()
+        self._requests: set[str] = set()
+        self._added_dirs: set[str] = set()
+        self._burst_at: float | None = None
+        self._root_suspect = False
+        self._up = False
+        self._next_reconcile_at = 0.0
+        self._next_check_at = 0.0
+
+    @property
+    def state(self) -> WatchState:
+        """The current watch state."""
+        return self._state
+
+    def request_rescan(self, subdir: str = "") -> None:
+        """Ask for a scan of ``subdir`` ("" = full scan) soon; call from the event loop."""
+        reldir = subdir.strip("/")
+        if ".." in reldir.split("/"):
+            raise ValueError(f"subdir must be relative to the folder root: {subdir!r}")
+        self._requests.add(reldir)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Watch until cancelled; outages are retried, callback errors propagate."""
+        delay_s = self._backoff_initial_s
+        try:
+            while True:
+                self._up = False
+                try:
+                    await self._session()
+                except _FolderDown as down:
+                    if self._up:
+                        delay_s = self._backoff_initial_s
+                    self._set_state(WatchMode.DOWN, down.reason)
+                    log.warning(
+                        "folder_down", folder=self.name, reason=down.reason, retry_s=delay_s
+                    )
+                    await asyncio.sleep(delay_s)
+                    delay_s = min(delay_s * 2, self._backoff_max_s)
+        finally:
+            for mode in WatchMode:
+                WATCH_MODE.labels(folder=self.name, mode=mode.value).set(0)
+            log.info("folder_watch_stopped", folder=self.name)
+
+    async def run_once(self) -> ScanReport | None:
+        """One full scan (choosing the mode first if needed); None when the folder is down."""
+        try:
+            if self._root_id is None:
+                await self._choose_mode()
+            return await self._scan("")
+        except _FolderDown as down:
+            self._set_state(WatchMode.DOWN, down.reason)
+            return None
+
+    scan_once = run_once
+
+    # -- session: one stretch of watching between outages ---------------------------------
+
+    async def _session(self) -> None:
+        await self._choose_mode()
+        if self._mode is WatchMode.EVENTS:
+            await self._events_loop()
+        else:
+            await self._scan_loop()
+
+    async def _choose_mode(self) -> None:
+        self._root_id = await self._stat_root()
+        if self._events_failed is not None and self._poll != "scan":
+            mode, reason = WatchMode.SCAN, f"event watcher failed earlier ({self._events_failed})"
+        else:
+            mode, reason = await asyncio.to_thread(
+                choose_mode, self.root, self._poll, max_watches=self._max_watches
+            )
+        self._mode, self._mode_reason = mode, reason
+        if mode is WatchMode.SCAN and self._poll != "scan":
+            log.warning(
+                "watch_fallback_to_scan", folder=self.name, root=str(self.root), reason=reason
+            )
+        else:
+            log.info("watch_mode_chosen", folder=self.name, mode=mode.value, reason=reason)
+        self._set_state(mode, reason)
+
+    async def _stat_root(self) -> tuple[int, int]:
+        try:
+            st = await asyncio.to_thread(os.stat, self.root)
+        except FileNotFoundError as exc:
+            raise _FolderDown(f"root {self.root} is missing") from exc
+        except OSError as exc:
+            raise _FolderDown(f"root {self.root} cannot be read: {exc.strerror}") from exc
+        if not stat.S_ISDIR(st.st_mode):
+            raise _FolderDown(f"root {self.root} is not a directory")
+        return st.st_dev, st.st_ino
+
+    async def _check_root(self) -> None:
+        """Raise _FolderDown when the root vanished or is another directory now (remount)."""
+        self._root_suspect = False
+        if await self._stat_root() != self._root_id:
+            raise _FolderDown(f"root {self.root} was replaced or remounted")
+
+    async def _scan_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_scan_at = loop.time()
+        while True:
+            if loop.time() >= next_scan_at or "" in self._requests:
+                await self._scan("")
+                self._up = True
+                # From the end of a scan: a slow share never gets scans back to back.
+                next_scan_at = loop.time() + self._scan_interval_s
+            else:
+                await self._scan_subdirs()
+            await self._sleep_until(next_scan_at)
+
+    async def _events_loop(self) -> None:
+        stop = asyncio.Event()
+        pump = asyncio.create_task(self._pump(stop), name=f"watch-{self.name}")
+        pump.add_done_callback(lambda _task: self._wake.set())
+        try:
+            # One turn of the loop lets awatch install its inotify watches (it does so
+            # synchronously on first use), so files written during the scan give hints.
+            await asyncio.sleep(0)
+            await self._scan("")
+            self._up = True
+            now = asyncio.get_running_loop().time()
+            self._next_reconcile_at = now + self._jittered_reconcile_s()
+            self._next_check_at = now + self._root_check_s
+            while True:
+                await self._raise_if_stopped(pump)
+                await self._sleep_until(await self._events_step())
+        finally:
+            stop.set()
+            pump.cancel()
+            await asyncio.wait({pump})
+            if not pump.cancelled():
+                pump.exception()  # retrieved: it was handled above, or superseded
+
+    async def _events_step(self) -> float:
+        """Do what is due in EVENTS mode; return when to look again (loop time)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._root_suspect or now >= self._next_check_at:
+            await self._check_root()
+            self._next_check_at = now + self._root_check_s
+        burst_due_at = None if self._burst_at is None else self._burst_at + self._burst_calm_s
+        full_due = "" in self._requests or now >= self._next_reconcile_at
+        if full_due or (burst_due_at is not None and now >= burst_due_at):
+            self._burst_at = None
+            await self._scan("")
+            self._next_reconcile_at = loop.time() + self._jittered_reconcile_s()
+            return loop.time()  # look again at once: events may have queued up meanwhile
+        await self._scan_subdirs()
+        deadlines = [self._next_reconcile_at, self._next_check_at]
+        if burst_due_at is not None:
+            deadlines.append(burst_due_at)
+        return min(deadlines)
+
+    def _jittered_reconcile_s(self) -> float:
+        # Jitter keeps many folders (and many hosts on one NAS) from scanning in step.
+        return self._reconcile_s * random.uniform(0.75, 1.25)
+
+    async def _raise_if_stopped(self, pump: asyncio.Task[None]) -> None:
+        if not pump.done():
+            return
+        exc = pump.exception()
+        if exc is not None and not isinstance(exc, _FolderDown):
+            raise exc  # a callback bug: let the process see it
+        await self._check_root()  # a vanished root also ends the watcher: say that
+        reason = exc.reason if isinstance(exc, _FolderDown) else "event watcher stopped"
+        self._events_failed = reason
+        raise _WatcherFailed(reason)
+
+    async def _pump(self, stop: asyncio.Event) -> None:
+        """Feed awatch change sets to _on_changes; watcher errors become _WatcherFailed."""
+        changes_iter = awatch(
+            self.root,
+            stop_event=stop,
+            step=50,
+            debounce=400,
+            recursive=True,
+            watch_filter=None,
+            # The scanner skips unreadable directories with a warning; so does the watcher.
+            ignore_permission_denied=True,
+        )
+        try:
+            while True:
+                try:
+                    changes = await anext(changes_iter)
+                except StopAsyncIteration:
+                    return
+                except (OSError, RuntimeError) as exc:
+                    raise _WatcherFailed(f"event watcher failed: {exc}") from exc
+                self._on_changes(changes)
+        finally:
+            await changes_iter.aclose()
+
+    def _on_changes(self, changes: set[tuple[Change, str]]) -> None:
+        if len(changes) > self._burst_threshold:
+            # watchfiles drops inotify queue overflows silently: assume this burst lost events.
+            if self._burst_at is None:
+                log.warning("watch_burst", folder=self.name, changes=len(changes))
+            self._burst_at = asyncio.get_running_loop().time()
+            self._wake.set()
+            return
+        hints: set[str] = set()
+        for change, abspath in changes:
+            if not abspath.startswith(self._root_prefix):
+                if change is Change.deleted and abspath.rstrip("/") == str(self.root):
+                    self._root_suspect = True
+                    self._wake.set()
+                continue
+            rel = abspath[len(self._root_prefix) :]
+            if not rel or self._excluded(rel):
+                continue
+            hints.add(rel)
+            # inotify race: files created in a new directory before its watch existed
+            # produce no events, so the directory is scanned once.
+            if change is Change.added and is_dir(abspath):
+                self._added_dirs.add(rel)
+                self._wake.set()
+        if hints:
+            self._on_hints(hints)
+
+    def _excluded(self, rel: str) -> bool:
+        end = rel.find("/")
+        while end != -1:
+            if self._dir_excluded(rel[:end]):
+                return True
+            end = rel.find("/", end + 1)
+        return self._dir_excluded(rel)
+
+    # -- scanning -------------------------------------------------------------------------
+
+    async def _scan_subdirs(self) -> None:
+        wanted = self._added_dirs | {d for d in self._requests if d}
+        self._added_dirs.clear()
+        self._requests.difference_update(wanted)
+        for reldir in outermost(wanted):
+            await self._scan(reldir)
+
+    async def _scan(self, subdir: str) -> ScanReport | None:
+        """Scan ``subdir`` ("" = all) in a worker thread, one chunk at a time.
+
+        Pulling chunk by chunk keeps memory bounded and the loop responsive; ``cancelled``
+        stops the worker soon after this coroutine is cancelled.
+        """
+        loop = asyncio.get_running_loop()
+        if not subdir:
+            self._requests.clear()  # requests made during the scan stay for the next one
+        dir_errors: list[str] = []
+        stop = threading.Event()
+        chunks = scan_tree(
+            self.root,
+            accept=self._accept,
+            dir_excluded=self._dir_excluded,
+            on_bad_name=lambda rel, why: self._bad_name_from_thread(loop, rel, why),
+            subdir=subdir,
+            chunk_files=self._chunk_files,
+            on_dir_error=lambda rel, _exc: dir_errors.append(rel),
+            cancelled=stop.is_set,
+        )
+        started = time.monotonic()
+        files_seen = 0
+        try:
+            while (chunk := await self._pull(chunks, subdir)) is not None:
+                files_seen += len(chunk)
+                self._on_scan_chunk(chunk)
+        except _SubdirGone:
+            return None
+        finally:
+            stop.set()
+        if not subdir:
+            await self._check_root()  # an unmount during the scan is an outage, not emptiness
+        return self._report(subdir, files_seen, time.monotonic() - started, len(dir_errors))
+
+    async def _pull(self, chunks: Iterator[list[FileStat]], subdir: str) -> list[FileStat] | None:
+        """Next chunk from the worker thread; translates a failure to open the start dir."""
+        try:
+            return await asyncio.to_thread(next_chunk, chunks)
+        except OSError as exc:
+            if not subdir:
+                raise _FolderDown(f"root {self.root} cannot be scanned: {exc.strerror}") from exc
+            await self._check_root()
+            log.debug("subdir_scan_skipped", folder=self.name, subdir=subdir, error=exc.strerror)
+            raise _SubdirGone(subdir) from exc
+
+    def _report(self, subdir: str, files_seen: int, duration_s: float, errors: int) -> ScanReport:
+        report = ScanReport(
+            full=not subdir,
+            subdir=subdir,
+            files_seen=files_seen,
+            duration_s=duration_s,
+            finished_at=time.time(),
+            mode=self._mode,
+            mode_reason=self._mode_reason,
+            dir_errors=errors,
+        )
+        event = "scan_finished" if report.full else "subdir_scanned"
+        log.info(event, folder=self.name, subdir=subdir, files=files_seen, dir_errors=errors)
+        self._on_scan_done(report)
+        return report
+
+    def _bad_name_from_thread(self, loop: asyncio.AbstractEventLoop, rel: str, why: str) -> None:
+        loop.call_soon_threadsafe(self._on_bad_name, rel, why)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _sleep_until(self, deadline: float) -> None:
+        """Sleep until ``deadline`` (loop time) or a wake-up; state is re-read afterwards."""
+        delay_s = deadline - asyncio.get_running_loop().time()
+        if delay_s > 0 and not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay_s)
+        self._wake.clear()
+
+    def _set_state(self, mode: WatchMode, reason: str) -> None:
+        if (mode, reason) == (self._state.mode, self._state.reason):
+            return
+        self._state = WatchState(mode, reason, time.time())
+        for each in WatchMode:
+            WATCH_MODE.labels(folder=self.name, mode=each.value).set(1 if each is mode else 0)
+        self._on_state(self._state)
