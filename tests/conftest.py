@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.emulator_fixtures"]
+pytest_plugins = ["tests.emulator_fixtures", "tests.ledger_fixtures"]

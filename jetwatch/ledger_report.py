@@ -1,0 +1,114 @@
+"""Read-only SQLite queries behind ``counts`` and ``snapshot`` of the ledger's status report."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from jetwatch.ledger import (
+    FailedFile,
+    FileState,
+    FolderStatus,
+    HeldBatch,
+    InFlightBatch,
+    StatusSnapshot,
+)
+
+# Not yet delivered: what an operator waits for, and what the oldest-pending age measures.
+_PENDING = "('STABLE', 'BATCHED', 'SUBMITTED')"
+
+
+def read_counts(conn: sqlite3.Connection, folder: str | None) -> dict[str, dict[str, int]]:
+    """folder → state → count, every FileState present for each folder with rows."""
+    result: dict[str, dict[str, int]] = {}
+    for name, state, count in conn.execute(
+        "SELECT folder, state, count(*) FROM files WHERE ?1 IS NULL OR folder = ?1 "
+        "GROUP BY folder, state",
+        (folder,),
+    ):
+        per_state = result.setdefault(name, dict.fromkeys((s.value for s in FileState), 0))
+        per_state[state] = int(count)
+    return result
+
+
+def _folders(conn: sqlite3.Connection) -> tuple[FolderStatus, ...]:
+    counts = read_counts(conn, None)
+    scans = {
+        str(r[0]): r[1:]
+        for r in conn.execute(
+            "SELECT name, mode, mode_reason, last_scan_at, files_seen, scan_duration_s FROM folders"
+        )
+    }
+    oldest = dict(
+        conn.execute(
+            f"SELECT folder, min(stable_at) FROM files WHERE state IN {_PENDING} "  # noqa: S608 - constants only
+            "GROUP BY folder"
+        ).fetchall()
+    )
+    empty = dict.fromkeys((s.value for s in FileState), 0)
+    statuses = []
+    for name in sorted(counts.keys() | scans.keys()):
+        mode, reason, scan_at, seen, duration_s = scans.get(name, (None,) * 5)
+        statuses.append(
+            FolderStatus(
+                folder=name,
+                counts=counts.get(name, empty),
+                mode=mode,
+                mode_reason=reason,
+                last_scan_at=scan_at,
+                files_seen=seen,
+                scan_duration_s=duration_s,
+                oldest_pending_at=oldest.get(name),
+            )
+        )
+    return tuple(statuses)
+
+
+def _failed_files(
+    conn: sqlite3.Connection, where: tuple[str, str], limit: int
+) -> tuple[FailedFile, ...]:
+    rows = conn.execute(
+        f"SELECT folder, relpath, {where[0]}, attempts, updated_at FROM files "  # noqa: S608 - constants only
+        f"WHERE {where[1]} ORDER BY updated_at DESC, id DESC LIMIT ?",
+        (limit,),
+    )
+    return tuple(FailedFile(r[0], r[1], r[2], r[3], r[4]) for r in rows)
+
+
+def read_snapshot(
+    conn: sqlite3.Connection, now: float, recent_failures: int, path: str, size: int
+) -> StatusSnapshot:
+    """The status report; call inside one read transaction so its parts agree."""
+    in_flight = tuple(
+        InFlightBatch(r[0], r[1], r[2], r[3], r[4], r[5], max(0.0, now - (r[6] or r[7])))
+        for r in conn.execute(
+            "SELECT folder, id, delivery_id, file_count, total_bytes, attempt, submitted_at, "
+            "created_at FROM batches WHERE state = 'SUBMITTED' ORDER BY id"
+        )
+    )
+    held = tuple(
+        HeldBatch(r[0], r[1], r[2], r[3], r[4])
+        for r in conn.execute(
+            "SELECT folder, id, held_reason, updated_at, file_count FROM batches "
+            "WHERE state = 'HELD' ORDER BY id"
+        )
+    )
+    (open_count,) = conn.execute("SELECT count(*) FROM batches WHERE state = 'OPEN'").fetchone()
+    return StatusSnapshot(
+        taken_at=now,
+        ledger_path=path,
+        ledger_bytes=size,
+        folders=_folders(conn),
+        in_flight=in_flight,
+        held=held,
+        open_batches=int(open_count),
+        recent_failures=_failed_files(conn, ("error", "state = 'FAILED'"), recent_failures),
+        action_errors=_failed_files(
+            conn,
+            (
+                "action_error",
+                "state IN ('TRANSFERRED', 'FAILED') AND action_done = 0 "
+                "AND action_error IS NOT NULL",
+            ),
+            recent_failures,
+        ),
+    )

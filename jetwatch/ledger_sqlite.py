@@ -1,0 +1,317 @@
+"""The SQLite ledger: opening, intake, post-actions and upkeep; batch transitions are mixed in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+import structlog
+
+from jetwatch.errors import LedgerError, LedgerUnavailableError
+from jetwatch.ledger import (
+    FileKey,
+    FileRow,
+    InvalidTransitionError,
+    LedgerStore,
+    StatusSnapshot,
+    to_i64,
+)
+from jetwatch.ledger_batches import BatchTransitions
+from jetwatch.ledger_report import read_counts, read_snapshot
+from jetwatch.ledger_schema import (
+    FILE_COLUMNS,
+    SCHEMA_VERSION,
+    Db,
+    file_row,
+    id_list,
+    move_aside,
+    unique_ids,
+)
+from jetwatch.metrics import LEDGER_BYTES
+
+log = structlog.get_logger(__name__)
+
+_PRUNE_CHUNK = 1000
+
+
+class SqliteLedger(BatchTransitions):
+    """The ledger in one SQLite file (WAL, synchronous=FULL); implements ``LedgerStore``."""
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteLedger:
+        """Open or create the ledger; refuses (never replaces) a damaged or foreign file."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerUnavailableError(f"cannot create the ledger's folder: {exc}") from exc
+        ledger = cls(Db.connect(path, read_only=False))
+        log.info("ledger_opened", path=str(path), version=SCHEMA_VERSION)
+        return ledger
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> SqliteLedger:
+        """Open an existing ledger for reading only, e.g. for status while the daemon runs."""
+        if not path.is_file():
+            raise LedgerError(f"no ledger at {path}: check ledger_path, or start jetwatch once")
+        return cls(Db.connect(path, read_only=True))
+
+    @staticmethod
+    def move_aside(path: Path, now: float) -> Path:
+        """Rename the ledger and its -wal/-shm to ``<path>.corrupt-<time>``; returns that path."""
+        return move_aside(path, now)
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # intake
+
+    def known_fingerprints(self, folder: str) -> set[int]:
+        """Fingerprints (see ``key_fingerprint``) of every row of the folder, in any state."""
+        with self._db.read() as conn:
+            # The stored tuple is exactly what key_fingerprint hashes; rows stream, none kept.
+            cursor = conn.execute(
+                "SELECT relpath, size, mtime_ns, inode FROM files WHERE folder = ?", (folder,)
+            )
+            return {hash(row) for row in cursor}
+
+    def is_known(self, folder: str, key: FileKey) -> bool:
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM files WHERE folder = ? AND relpath = ? AND size = ? "
+                "AND mtime_ns = ? AND inode = ?",
+                (folder, key.relpath, key.size, key.mtime_ns, to_i64(key.inode)),
+            ).fetchone()
+        return row is not None
+
+    def add_stable(self, folder: str, keys: Sequence[FileKey], now: float) -> list[int]:
+        """Record settled files; known keys are ignored. Returns the ids of new rows, in order.
+
+        A new version of a path makes an older version still waiting in STABLE GONE: both
+        would send the same bytes, since a delivery names a path, not a version.
+        """
+        if not keys:
+            return []
+        params = ((folder, k.relpath, k.size, k.mtime_ns, to_i64(k.inode), now, now) for k in keys)
+        with self._db.write() as conn:
+            (last_id,) = conn.execute("SELECT coalesce(max(id), 0) FROM files").fetchone()
+            conn.executemany(
+                "INSERT OR IGNORE INTO files (folder, relpath, size, mtime_ns, inode, state, "
+                "stable_at, updated_at) VALUES (?, ?, ?, ?, ?, 'STABLE', ?, ?)",
+                params,
+            )
+            # AUTOINCREMENT ids only grow and this transaction holds the write lock.
+            new_ids = [r[0] for r in conn.execute("SELECT id FROM files WHERE id > ?", (last_id,))]
+            if new_ids:
+                conn.execute(
+                    "UPDATE files SET state = 'GONE', updated_at = ?, "
+                    "error = 'superseded by a newer version before it was sent' "
+                    # CROSS JOIN and +state pin the plan: walk new rows, probe (folder, relpath).
+                    "WHERE id IN (SELECT old.id FROM files AS new CROSS JOIN files AS old "
+                    "ON old.folder = new.folder AND old.relpath = new.relpath "
+                    "WHERE new.id > ? AND old.id < new.id AND +old.state = 'STABLE')",
+                    (now, last_id),
+                )
+        return new_ids
+
+    def mark_gone(self, file_ids: Sequence[int], now: float) -> int:
+        """STABLE/BATCHED → GONE; rows already further along are left alone. Returns the count.
+
+        An OPEN or HELD batch left without files becomes FAILED, so nothing POSTs it empty.
+        """
+        ids = unique_ids(file_ids)
+        if not ids:
+            return 0
+        with self._db.write() as conn:
+            batch_ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT batch_id FROM files WHERE state = 'BATCHED' "
+                    "AND id IN (SELECT value FROM json_each(?))",
+                    (id_list(ids),),
+                )
+            ]
+            changed = conn.executemany(
+                "UPDATE files SET state = 'GONE', updated_at = ? "
+                "WHERE id = ? AND state IN ('STABLE', 'BATCHED')",
+                ((now, file_id) for file_id in ids),
+            ).rowcount
+            conn.executemany(
+                "UPDATE batches SET state = 'FAILED', updated_at = ?, "
+                "last_error = 'every file vanished before submission' "
+                "WHERE id = ? AND state IN ('OPEN', 'HELD') AND NOT EXISTS "
+                "(SELECT 1 FROM files WHERE batch_id = batches.id AND state = 'BATCHED')",
+                ((now, batch_id) for batch_id in batch_ids),
+            )
+        return int(changed)
+
+    # post-actions
+
+    def pending_actions(self, limit: int = 500) -> list[FileRow]:
+        """TRANSFERRED rows and FAILED rows whose post-action is still to do, least recent first."""
+        with self._db.read() as conn:
+            cursor = conn.execute(
+                f"SELECT {FILE_COLUMNS} FROM files WHERE state IN ('TRANSFERRED', 'FAILED') "  # noqa: S608 - constants only
+                "AND action_done = 0 ORDER BY updated_at, id LIMIT ?",
+                (limit,),
+            )
+            return [file_row(r) for r in cursor]
+
+    def mark_done(self, file_ids: Sequence[int], now: float) -> None:
+        """TRANSFERRED → DONE (post-action applied); all or nothing."""
+        ids = unique_ids(file_ids)
+        with self._db.write() as conn:
+            changed = conn.executemany(
+                "UPDATE files SET state = 'DONE', action_done = 1, action_error = NULL, "
+                "updated_at = ? WHERE id = ? AND state = 'TRANSFERRED'",
+                ((now, file_id) for file_id in ids),
+            ).rowcount
+            if changed != len(ids):
+                # Raising inside the transaction rolls back the part that did apply.
+                raise InvalidTransitionError(
+                    f"{len(ids) - changed} of {len(ids)} files are unknown or not TRANSFERRED"
+                )
+
+    def mark_failed_handled(self, file_ids: Sequence[int], now: float) -> int:
+        """FAILED rows: their post-action (e.g. move to failed_dir) is done. Returns the count.
+
+        Rows no longer FAILED are skipped: ``jetwatch ledger retry-failed`` may have queued
+        them again from another process meanwhile.
+        """
+        with self._db.write() as conn:
+            changed = conn.executemany(
+                "UPDATE files SET action_done = 1, action_error = NULL, updated_at = ? "
+                "WHERE id = ? AND state = 'FAILED'",
+                ((now, file_id) for file_id in unique_ids(file_ids)),
+            ).rowcount
+        return int(changed)
+
+    def requeue_failed(self, now: float, folder: str | None = None) -> int:
+        """FAILED → STABLE with a fresh attempt count, unless a newer version of the path exists.
+
+        For ``jetwatch ledger retry-failed``; returns how many files were queued again.
+        """
+        with self._db.write() as conn:
+            changed = conn.execute(
+                "UPDATE files SET state = 'STABLE', batch_id = NULL, attempts = 0, error = NULL, "
+                "action_done = 0, action_error = NULL, stable_at = ?1, updated_at = ?1 "
+                "WHERE state = 'FAILED' AND (?2 IS NULL OR folder = ?2) AND NOT EXISTS "
+                "(SELECT 1 FROM files AS newer WHERE newer.folder = files.folder "
+                "AND newer.relpath = files.relpath AND newer.id > files.id)",
+                (now, folder),
+            ).rowcount
+        log.info("failed_requeued", files=changed, folder=folder)
+        return int(changed)
+
+    def set_error(self, file_id: int, error: str, now: float) -> None:
+        """Record a post-action failure (shown in status); the state stays, it is retried."""
+        with self._db.write() as conn:
+            changed = conn.execute(
+                "UPDATE files SET action_error = ?, updated_at = ? WHERE id = ?",
+                (error, now, file_id),
+            ).rowcount
+            if changed != 1:
+                raise InvalidTransitionError(f"unknown file {file_id}")
+
+    # folder status, status and maintenance
+
+    def record_scan(
+        self,
+        folder: str,
+        *,
+        mode: str,
+        mode_reason: str,
+        finished_at: float,
+        files_seen: int,
+        duration_s: float,
+    ) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO folders (name, mode, mode_reason, last_scan_at, files_seen, "
+                "scan_duration_s) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "mode = excluded.mode, mode_reason = excluded.mode_reason, "
+                "last_scan_at = excluded.last_scan_at, files_seen = excluded.files_seen, "
+                "scan_duration_s = excluded.scan_duration_s",
+                (folder, mode, mode_reason, finished_at, files_seen, duration_s),
+            )
+
+    def counts(self, folder: str | None = None) -> dict[str, dict[str, int]]:
+        """folder → state → count; every state is present for a folder with rows."""
+        with self._db.read() as conn:
+            return read_counts(conn, folder)
+
+    def snapshot(self, now: float, recent_failures: int = 20) -> StatusSnapshot:
+        """Everything status shows, from one read transaction."""
+        with self._db.read() as conn:
+            return read_snapshot(conn, now, recent_failures, str(self.path), self.size_bytes())
+
+    def prune(self, now: float, retention_s: float, exists: Callable[[str, str], bool]) -> int:
+        """Delete finished rows older than retention_s whose file is gone; returns the count.
+
+        A row is kept while its path exists, or the next scan would send the file again;
+        ``exists(folder, relpath)`` must answer True when unsure (e.g. a share is down).
+        It is called outside any transaction, one chunk at a time.
+        """
+        cutoff, last_id, removed = now - retention_s, 0, 0
+        # "+state" keeps SQLite on the id range: a state index here would sort every row per chunk.
+        finished = "(+state IN ('DONE', 'GONE') OR (+state = 'FAILED' AND action_done = 1))"
+        while True:
+            with self._db.read() as conn:
+                rows = conn.execute(
+                    f"SELECT id, folder, relpath FROM files WHERE id > ? AND updated_at < ? "  # noqa: S608 - constants only
+                    f"AND {finished} ORDER BY id LIMIT ?",
+                    (last_id, cutoff, _PRUNE_CHUNK),
+                ).fetchall()
+            if not rows:
+                break
+            last_id = rows[-1][0]
+            doomed = [r[0] for r in rows if not exists(r[1], r[2])]
+            if not doomed:
+                continue
+            with self._db.write() as conn:
+                removed += conn.executemany(
+                    f"DELETE FROM files WHERE id = ? AND updated_at < ? AND {finished}",  # noqa: S608 - constants only
+                    ((file_id, cutoff) for file_id in doomed),
+                ).rowcount
+        with self._db.write() as conn:
+            batches = conn.execute(
+                "DELETE FROM batches WHERE state IN ('COMPLETED', 'FAILED') AND updated_at < ? "
+                "AND NOT EXISTS (SELECT 1 FROM files WHERE batch_id = batches.id)",
+                (cutoff,),
+            ).rowcount
+        log.info("ledger_pruned", files=removed, batches=batches)
+        return removed
+
+    def size_bytes(self) -> int:
+        """Bytes of the database file and its WAL."""
+        size = self._db.size_bytes()
+        LEDGER_BYTES.set(size)
+        return size
+
+
+if TYPE_CHECKING:
+
+    def _conforms(ledger: SqliteLedger) -> LedgerStore:  # mypy proves the Protocol is met
+        return ledger
