@@ -1,0 +1,191 @@
+"""Post-actions after a delivery succeeded (keep / move / delete) or a file was given up.
+
+Idempotent and retried until done: a file already gone counts as done, a file changed
+since it was delivered is a new version and is left alone (it will be delivered itself),
+a move never overwrites (a numbered suffix is added), and empty subdirectories left behind
+are removed up to, never including, the watched folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import structlog
+
+from jetwatch import metrics
+from jetwatch.config import FolderSettings
+from jetwatch.errors import LedgerUnavailableError
+from jetwatch.ledger import FileRow, FileState, LedgerStore
+from jetwatch.wakeup import sleep_or_wake
+
+log = structlog.get_logger(__name__)
+
+RETRY_S = 30.0
+
+
+def free_name(target: Path) -> Path:
+    """``target`` or the first ``name.N.ext`` that does not exist yet."""
+    if not target.exists():
+        return target
+    stem, suffix = target.name.split(".", 1) if "." in target.name else (target.name, "")
+    for n in range(1, 10_000):
+        candidate = target.with_name(f"{stem}.{n}.{suffix}" if suffix else f"{stem}.{n}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(f"no free name for {target}")
+
+
+def move_file(source: Path, target: Path) -> Path:
+    """Move without overwriting; across filesystems copy to a temp name, rename, unlink."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    final = free_name(target)
+    try:
+        os.rename(source, final)
+    except OSError as exc:
+        if exc.errno != 18:  # EXDEV: another filesystem
+            raise
+        tmp = final.with_name(f".{final.name}.jetwatch-tmp")
+        shutil.copy2(source, tmp)
+        os.rename(tmp, free_name(final))
+        os.unlink(source)
+    return final
+
+
+def prune_empty_dirs(start: Path, root: Path) -> None:
+    """Remove empty directories from ``start`` upwards, stopping below ``root``."""
+    current = start
+    while current != root and root in current.parents:
+        try:
+            current.rmdir()
+        except OSError:
+            return
+        current = current.parent
+
+
+def is_same_version(path: Path, row: FileRow) -> bool:
+    st = os.stat(path, follow_symlinks=False)
+    return (st.st_size, st.st_mtime_ns, st.st_ino) == (row.size, row.mtime_ns, row.inode)
+
+
+def apply_action(folder: FolderSettings, row: FileRow) -> str:
+    """Do the post-action for one row; returns what happened (for the log)."""
+    source = folder.path / row.relpath
+    failed = row.state == FileState.FAILED
+    target_dir = folder.failed_dir if failed else folder.done_dir
+    action = ("move" if target_dir else "keep") if failed else folder.post_action
+    if action == "keep":
+        return "kept"
+    try:
+        if not is_same_version(source, row):
+            return "changed since delivery: left for the next delivery"
+    except FileNotFoundError:
+        return "already gone"
+    if action == "delete":
+        source.unlink()
+        result = "deleted"
+    else:
+        assert target_dir is not None
+        final = move_file(source, target_dir / row.relpath)
+        _move_marker(folder, source, final)
+        result = f"moved to {final}"
+    if action == "delete":
+        _remove_marker(folder, source)
+    prune_empty_dirs(source.parent, folder.path)
+    return result
+
+
+def _marker(folder: FolderSettings, source: Path) -> Path | None:
+    return source.with_name(source.name + folder.ready_marker) if folder.ready_marker else None
+
+
+def _remove_marker(folder: FolderSettings, source: Path) -> None:
+    marker = _marker(folder, source)
+    if marker is not None:
+        marker.unlink(missing_ok=True)
+
+
+def _move_marker(folder: FolderSettings, source: Path, final: Path) -> None:
+    marker = _marker(folder, source)
+    if marker is not None and marker.exists():
+        move_file(marker, final.with_name(final.name + folder.ready_marker))
+
+
+def _apply_all(rows: list[tuple[FolderSettings, FileRow]]) -> list[str | OSError]:
+    """One worker-thread hop for a whole page of rows."""
+    results: list[str | OSError] = []
+    for folder, row in rows:
+        try:
+            results.append(apply_action(folder, row))
+        except OSError as exc:
+            results.append(exc)
+    return results
+
+
+class PostActions:
+    """Applies post-actions to TRANSFERRED and FAILED files; retries errors."""
+
+    def __init__(
+        self, ledger: LedgerStore, folders: Callable[[], Mapping[str, FolderSettings]]
+    ) -> None:
+        self._ledger = ledger
+        self._folders = folders
+        self._wake = asyncio.Event()
+        self._retry_at: dict[int, float] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                busy = await self.run_once(time.time())
+            except LedgerUnavailableError as exc:
+                log.error("ledger_unavailable", error=str(exc))
+                metrics.LEDGER_ERRORS.inc()
+                busy = False
+            if busy:
+                continue
+            await sleep_or_wake(self._wake, 5.0)
+
+    async def run_once(self, now: float) -> bool:
+        """Handle pending rows; True when a full page was handled (more may be waiting)."""
+        folders = self._folders()
+        rows = [
+            (folders[row.folder], row)
+            for row in self._ledger.pending_actions(limit=500)
+            if row.folder in folders and self._retry_at.get(row.id, 0.0) <= now
+        ]
+        results = await asyncio.to_thread(_apply_all, rows)
+        done: list[int] = []
+        handled: list[int] = []
+        for (_, row), result in zip(rows, results, strict=True):
+            if isinstance(result, OSError):
+                self._error(row, result, now)
+                continue
+            self._retry_at.pop(row.id, None)
+            (handled if row.state == FileState.FAILED else done).append(row.id)
+            log.info("post_action", folder=row.folder, path=row.relpath, result=result)
+        if done:
+            self._ledger.mark_done(done, time.time())
+        if handled:
+            self._ledger.mark_failed_handled(handled, time.time())
+        return len(done) + len(handled) >= 500
+
+    def _error(self, row: FileRow, exc: OSError, now: float) -> None:
+        self._retry_at[row.id] = now + RETRY_S
+        message = f"{type(exc).__name__}: {exc.strerror or exc}"
+        self._ledger.set_error(row.id, f"post-action: {message}", now)
+        metrics.POST_ACTION_ERRORS.labels(row.folder).inc()
+        log.warning(
+            "post_action_failed",
+            folder=row.folder,
+            path=row.relpath,
+            error=message,
+            retry_in_s=RETRY_S,
+        )

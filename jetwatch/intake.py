@@ -1,0 +1,221 @@
+"""Intake for one folder: watch hints and scans → settle → STABLE rows in the ledger.
+
+The watcher says *where* to look; this module stats, asks the settler whether a file is
+complete and records it. Files the ledger already knows (same path, size, mtime, inode)
+are skipped at once, so a restart or a reconcile scan never queues a delivered file again.
+When the ledger cannot be written (disk full) settled files wait in memory and intake is
+reported as blocked; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from jetwatch import metrics
+from jetwatch.config import FolderSettings
+from jetwatch.errors import LedgerUnavailableError
+from jetwatch.filters import PathFilter, name_problem
+from jetwatch.ledger import FileKey, LedgerStore, key_fingerprint
+from jetwatch.scan import stat_paths
+from jetwatch.settle import FileStat, Settler
+from jetwatch.wakeup import sleep_or_wake
+from jetwatch.watch import FolderWatch, ScanReport, WatchMode, WatchState
+
+log = structlog.get_logger(__name__)
+
+MIN_TICK_S = 0.05
+MAX_TICK_S = 1.0
+BAD_NAMES_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeHealth:
+    """What readiness and status need to know about one folder's intake."""
+
+    first_scan_done: bool
+    mode: str
+    reason: str
+    blocked: str  # "" unless settled files cannot be recorded
+
+
+class FolderIntake:
+    """Owns one folder's watcher and settler; a long-lived component with ``run()``."""
+
+    def __init__(
+        self, folder: FolderSettings, ledger: LedgerStore, *, on_settled: Callable[[], None]
+    ) -> None:
+        self.folder = folder
+        self.label = folder.label
+        self._ledger = ledger
+        self._on_settled = on_settled
+        self._filter = PathFilter(folder.include, folder.exclude, folder.ready_marker)
+        self._settler = Settler(
+            folder.settle_seconds, growing=folder.growing, require_marker=bool(folder.ready_marker)
+        )
+        self._known: set[int] = set()
+        self._dirty: set[str] = set()
+        self._unrecorded: list[FileStat] = []
+        self._bad_names: set[str] = set()
+        self._wake = asyncio.Event()
+        self._first_scan = asyncio.Event()
+        self._state = WatchState(WatchMode.SCAN, "starting", time.time())
+        self._blocked = ""
+        self.watch = FolderWatch(
+            name=self.label,
+            root=folder.path,
+            poll=folder.poll,
+            scan_interval_s=folder.scan_interval_seconds,
+            reconcile_s=folder.reconcile_seconds,
+            accept=self._filter,
+            dir_excluded=self._filter.dir_excluded,
+            on_bad_name=self._bad_name,
+            on_hints=self._hints,
+            on_scan_chunk=self._scan_chunk,
+            on_scan_done=self._scan_done,
+            on_state=self._watch_state,
+        )
+
+    @property
+    def health(self) -> IntakeHealth:
+        return IntakeHealth(
+            self._first_scan.is_set(), str(self._state.mode), self._state.reason, self._blocked
+        )
+
+    def oldest_pending_since(self) -> float | None:
+        oldest = self._settler.oldest_since()
+        if self._unrecorded:
+            return time.time() if oldest is None else oldest
+        return oldest
+
+    async def wait_first_scan(self) -> None:
+        await self._first_scan.wait()
+
+    async def run(self) -> None:
+        self._known = await asyncio.to_thread(self._ledger.known_fingerprints, self.label)
+        log.info("intake_started", folder=self.label, known_files=len(self._known))
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.watch.run(), name=f"watch:{self.label}")
+            tg.create_task(self._settle_loop(), name=f"settle:{self.label}")
+
+    async def _settle_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            now = await self.run_once()
+            next_due = self._settler.next_due(now)
+            delay = MAX_TICK_S if next_due is None else next_due - now
+            delay = min(MAX_TICK_S, max(MIN_TICK_S, delay))
+            await sleep_or_wake(self._wake, delay)
+            # Let hints of one burst gather instead of stat-ing after every event.
+            await asyncio.sleep(MIN_TICK_S)
+
+    async def run_once(self) -> float:
+        """Re-stat what is due or hinted, record what settled; returns the time used."""
+        now = time.time()
+        paths = set(self._settler.due(now)) | self._dirty
+        self._dirty = set()
+        if paths:
+            stats, vanished = await self._stat(paths)
+            now = time.time()
+            self._observe(stats, now)
+            for relpath in vanished:
+                if self._settler.vanished(relpath):
+                    metrics.FILES_VANISHED.labels(self.label).inc()
+                    log.info("file_vanished_before_settle", folder=self.label, path=relpath)
+        self._unrecorded.extend(self._settler.ready(now))
+        if self._unrecorded:
+            self._record(now)
+        return now
+
+    async def _stat(self, paths: set[str]) -> tuple[list[FileStat], list[str]]:
+        if len(paths) < 64:
+            return stat_paths(self.folder.path, paths)
+        return await asyncio.to_thread(stat_paths, self.folder.path, paths)
+
+    def _observe(self, stats: Iterable[FileStat], now: float) -> None:
+        marker = self.folder.ready_marker
+        for st in stats:
+            if key_fingerprint(st.relpath, st.size, st.mtime_ns, st.inode) in self._known:
+                continue
+            if st.relpath not in self._settler:
+                metrics.FILES_DETECTED.labels(self.label).inc()
+            has_marker = bool(marker) and self._marker_present(st.relpath)
+            self._settler.observe(st, now, marker=has_marker)
+
+    def _marker_present(self, relpath: str) -> bool:
+        marker = self.folder.ready_marker
+        path = self.folder.path / relpath
+        return path.with_name(path.name + marker).exists() or path.with_name(marker).exists()
+
+    def _record(self, now: float) -> None:
+        keys = [FileKey(s.relpath, s.size, s.mtime_ns, s.inode) for s in self._unrecorded]
+        try:
+            new_ids = self._ledger.add_stable(self.label, keys, now)
+        except LedgerUnavailableError as exc:
+            if not self._blocked:
+                log.error("intake_blocked", folder=self.label, error=str(exc), waiting=len(keys))
+            self._blocked = f"ledger unavailable: {exc}"
+            metrics.LEDGER_ERRORS.inc()
+            return
+        if self._blocked:
+            log.info("intake_resumed", folder=self.label, recorded=len(keys))
+            self._blocked = ""
+        self._known.update(key_fingerprint(k.relpath, k.size, k.mtime_ns, k.inode) for k in keys)
+        self._unrecorded = []
+        if new_ids:
+            metrics.FILES_SETTLED.labels(self.label).inc(len(new_ids))
+            log.debug("files_settled", folder=self.label, count=len(new_ids))
+            self._on_settled()
+
+    # watcher callbacks (run on the event loop)
+    def _hints(self, paths: set[str]) -> None:
+        for relpath in paths:
+            if self._filter(relpath) and name_problem(relpath) is None:
+                self._dirty.add(relpath)
+        if self._dirty:
+            self._wake.set()
+
+    def _scan_chunk(self, files: list[FileStat]) -> None:
+        self._observe(files, time.time())
+        self._wake.set()
+
+    def _scan_done(self, report: ScanReport) -> None:
+        if report.full:
+            self._first_scan.set()
+            metrics.SCAN_DURATION.labels(self.label).observe(report.duration_s)
+            metrics.SCAN_FILES.labels(self.label).set(report.files_seen)
+            try:
+                self._ledger.record_scan(
+                    self.label,
+                    mode=str(report.mode),
+                    mode_reason=report.mode_reason,
+                    finished_at=report.finished_at,
+                    files_seen=report.files_seen,
+                    duration_s=report.duration_s,
+                )
+            except LedgerUnavailableError as exc:
+                log.warning("scan_not_recorded", folder=self.label, error=str(exc))
+        log.info(
+            "scan_done",
+            folder=self.label,
+            full=report.full,
+            subdir=report.subdir,
+            files=report.files_seen,
+            seconds=round(report.duration_s, 3),
+            pending=len(self._settler),
+        )
+
+    def _watch_state(self, state: WatchState) -> None:
+        self._state = state
+
+    def _bad_name(self, relpath: str, problem: str) -> None:
+        if relpath in self._bad_names:
+            return
+        if len(self._bad_names) < BAD_NAMES_REMEMBERED:
+            self._bad_names.add(relpath)
+        metrics.FILES_IGNORED.labels(self.label, problem).inc()
+        log.warning("file_name_skipped", folder=self.label, path=ascii(relpath), problem=problem)
