@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(BIN)/jetwatch demo $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check jetwatch tests bench
-	$(BIN)/ruff format --check jetwatch tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict jetwatch
