@@ -1,7 +1,9 @@
-"""Command line: ``jetwatch run | check | status | jobs | ledger | emulator | demo``.
+"""Command line: ``jetwatch run | check | status | jobs | ledger | emulator | im-emulator | demo``.
 
-Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration (one line per problem,
-naming the key), 3 ledger refused (corrupt or not a ledger; see ``ledger move-aside``).
+Exit codes: 0 ok, 1 runtime failure (also: a job is paused, the daemon was forced to stop
+by a second signal or overran its shutdown deadline), 2 bad usage or configuration (one
+line per problem, naming the key), 3 ledger refused (corrupt or not a ledger; see
+``ledger move-aside``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     from jetwatch.emulator import add_arguments
 
     add_arguments(emu)
+    im_emu = sub.add_parser(
+        "im-emulator",
+        help="serve a local Actian Integration Manager API emulator",
+        description="Serve the Integration Manager API (seed 003) over HTTP with real runs.",
+    )
+    from jetwatch.emulator import im as im_emulator
+
+    im_emulator.add_arguments(im_emu)
     demo = sub.add_parser("demo", help="deliver sample files through the embedded emulator")
     demo.add_argument(
         "--keep", action="store_true", help="keep the daemon and emulator running afterwards"
@@ -78,13 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     command: str = args.command
-    if command == "emulator":
+    if command in ("emulator", "im-emulator"):
+        from jetwatch.emulator import im as im_emulator
         from jetwatch.emulator import serve
 
         try:
-            return asyncio.run(serve(args))
+            return asyncio.run(serve(args) if command == "emulator" else im_emulator.serve(args))
         except ValueError as exc:
-            print(f"jetwatch emulator: {exc}", file=sys.stderr)
+            print(f"jetwatch {command}: {exc}", file=sys.stderr)
             return EXIT_CONFIG
     if command == "demo":
         from jetwatch.demo import run_demo
@@ -110,38 +121,54 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _status(path: Path | None, *, as_json: bool) -> int:
     from jetwatch import status
-    from jetwatch.errors import ConfigError, LedgerError
+    from jetwatch.commands import daemon_view, render_daemon
+    from jetwatch.errors import LedgerError
 
-    settings = _settings_or_none(path, require_folders=False)
+    settings = _settings_or_none(path)
     if settings is None:
         return EXIT_CONFIG
+    if not settings.ledger.path.exists():
+        print(f"no ledger at {settings.ledger.path} yet: the daemon has not run", file=sys.stderr)
+        return EXIT_FAIL
     try:
         snapshot = status.load_snapshot(settings.ledger.path, time.time())
     except LedgerError as exc:
         print(f"jetwatch status: {exc}", file=sys.stderr)
         return EXIT_LEDGER
-    except ConfigError:  # pragma: no cover - load_snapshot raises no ConfigError
-        return EXIT_CONFIG
+    daemon = daemon_view(settings.http.listen)
     if as_json:
-        print(json.dumps(status.to_json(snapshot), indent=2, sort_keys=True))
+        data = status.to_json(snapshot)
+        data["daemon"] = daemon
+        print(json.dumps(data, indent=2, sort_keys=True))
     else:
-        print(status.render_text(snapshot))
+        print(render_daemon(daemon))
+        print(status.render_text(snapshot), end="")
     return EXIT_OK
 
 
 def _ledger(path: Path | None, action: str) -> int:
+    from jetwatch.commands import daemon_view
     from jetwatch.errors import LedgerError
     from jetwatch.ledger_sqlite import SqliteLedger
 
-    settings = _settings_or_none(path, require_folders=False)
+    settings = _settings_or_none(path)
     if settings is None:
         return EXIT_CONFIG
     ledger_path = settings.ledger.path
+    if not ledger_path.exists():
+        print(f"no ledger at {ledger_path}: nothing to do")
+        return EXIT_OK
     if action == "move-aside":
-        if not ledger_path.exists():
-            print(f"no ledger at {ledger_path}")
-            return EXIT_OK
-        moved = SqliteLedger.move_aside(ledger_path, time.time())
+        daemon = daemon_view(settings.http.listen)
+        if daemon["reachable"]:
+            # It would keep writing into the moved file and the next start would re-send.
+            print(f"the daemon answers at {daemon['url']}: stop it first", file=sys.stderr)
+            return EXIT_FAIL
+        try:
+            moved = SqliteLedger.move_aside(ledger_path, time.time())
+        except (LedgerError, OSError) as exc:
+            print(f"jetwatch ledger: {exc}", file=sys.stderr)
+            return EXIT_FAIL
         print(f"moved {ledger_path} to {moved}; a new ledger starts on the next run")
         return EXIT_OK
     try:
@@ -154,15 +181,19 @@ def _ledger(path: Path | None, action: str) -> int:
     return EXIT_OK
 
 
-def _settings_or_none(path: Path | None, *, require_folders: bool = True) -> Settings | None:
+def _settings_or_none(path: Path | None) -> Settings | None:
+    """Settings for commands that only read the ledger: no secret needed, no folder required."""
+    from jetwatch.commands import command_logging
     from jetwatch.config import load_settings
     from jetwatch.errors import ConfigError
 
     try:
-        return load_settings(path, require_folders=require_folders)
+        settings = load_settings(path, require_folders=False, require_credentials=False)
     except ConfigError as exc:
         print_problems(exc.problems)
         return None
+    command_logging(settings)
+    return settings
 
 
 def print_problems(problems: list[tuple[str, str]]) -> None:

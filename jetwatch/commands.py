@@ -1,27 +1,57 @@
-"""The ``check`` and ``jobs`` commands: validate a config offline and online, list jobs."""
+"""The ``check`` and ``jobs`` commands, and what ``status`` asks a running daemon."""
 
 from __future__ import annotations
 
+import json
 import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from jetwatch import logs
 from jetwatch.config import FolderSettings, Settings, load_settings
-from jetwatch.errors import ConfigError, JetError
+from jetwatch.errors import ConfigError, JetAuthError, JetError
 from jetwatch.jet.client import JetClient
 from jetwatch.jet.models import Job, StorageProfile
 from jetwatch.jobs import job_problem, match_job
+from jetwatch.ops import parse_listen
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
+DAEMON_TIMEOUT_S = 2.0
 
 
-def _load(path: Path | None) -> Settings | None:
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing wrong with a folder's job; ``transient`` ones (paused) may fix themselves."""
+
+    key: str
+    problem: str
+    transient: bool = False
+
+
+def _load(path: Path | None, *, require_folders: bool = True) -> Settings | None:
     try:
-        return load_settings(path)
+        settings = load_settings(path, require_folders=require_folders)
     except ConfigError as exc:
         for key, message in exc.problems:
             print(f"config error: {key}: {message}", file=sys.stderr)
         return None
+    command_logging(settings)
+    return settings
+
+
+def command_logging(settings: Settings) -> None:
+    """Logs of a one-shot command: stderr, redacted, warnings only unless level is debug.
+
+    stdout keeps the command's own output (tables, JSON) clean for scripts.
+    """
+    level = "debug" if settings.log.level == "debug" else "warning"
+    logs.configure_logging(level, settings.log.format)
+    if settings.jet.client_secret is not None:
+        logs.register_secret(settings.jet.client_secret)
 
 
 def _client(settings: Settings) -> JetClient:
@@ -37,6 +67,18 @@ def _client(settings: Settings) -> JetClient:
     )
 
 
+def _api_failure(settings: Settings, what: str, exc: JetError) -> int:
+    if isinstance(exc, JetAuthError):
+        print(
+            f"config error: jet.client_secret: {settings.jet.base_url} refused the credentials "
+            "(check jet.client_id and jet.client_secret)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    print(f"{what} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return EXIT_FAIL
+
+
 def offline_warnings(settings: Settings) -> list[str]:
     """Things that are allowed (a share may be unmounted now) but worth saying."""
     return [
@@ -47,6 +89,7 @@ def offline_warnings(settings: Settings) -> list[str]:
 
 
 async def check_command(path: Path | None, *, online: bool) -> int:
+    """Exit 0 when usable; 2 naming the key of each problem; 1 when only a job is paused."""
     settings = _load(path)
     if settings is None:
         return EXIT_CONFIG
@@ -59,56 +102,76 @@ async def check_command(path: Path | None, *, online: bool) -> int:
         async with _client(settings) as client:
             jobs = await client.list_jobs()
             profiles = await client.list_storage_profiles()
-            rows = [await _check_folder(client, f, jobs, profiles) for f in settings.folders]
+            results = [
+                await _check_folder(client, f"folders[{i}]", f, jobs, profiles)
+                for i, f in enumerate(settings.folders)
+            ]
     except JetError as exc:
-        print(f"online check failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+        return _api_failure(settings, "online check", exc)
+    rows = [row for row, _ in results]
     print(_table(["folder", "job", "job id", "verdict"], rows))
-    return EXIT_OK if all(row[3] == "ok" for row in rows) else EXIT_CONFIG
+    findings = [f for _, found in results for f in found]
+    for finding in findings:
+        print(f"problem: {finding.key}: {finding.problem}", file=sys.stderr)
+    if any(not f.transient for f in findings):
+        return EXIT_CONFIG
+    return EXIT_FAIL if findings else EXIT_OK
 
 
 async def _check_folder(
-    client: JetClient, folder: FolderSettings, jobs: list[Job], profiles: list[StorageProfile]
-) -> list[str]:
+    client: JetClient,
+    key: str,
+    folder: FolderSettings,
+    jobs: list[Job],
+    profiles: list[StorageProfile],
+) -> tuple[list[str], list[Finding]]:
     job, why = match_job(folder.job, jobs)
     if job is None:
-        return [folder.label, folder.job, "-", why]
+        return [folder.label, folder.job, "-", why], [Finding(f"{key}.job", why)]
     job = await client.get_job(job.job_id)
-    problems = [p for p in (job_problem(job), "paused" if job.paused else "") if p]
+    findings = []
+    if problem := job_problem(job):
+        findings.append(Finding(f"{key}.job", problem))
+    if job.paused:
+        findings.append(Finding(f"{key}.job", f"job {job.job_id} is paused", transient=True))
     source = next((p for p in profiles if p.storage_profile_id == job.source_profile_id), None)
-    if source is not None:
-        problems += _profile_problems(folder, source)
-    return [folder.label, folder.job, job.job_id, "; ".join(problems) or "ok"]
+    if source is None:
+        findings.append(
+            Finding(f"{key}.job", f"source storage profile {job.source_profile_id} not found")
+        )
+    else:
+        findings += _profile_findings(key, folder, source)
+    verdict = "; ".join(f.problem for f in findings) or "ok"
+    return [folder.label, folder.job, job.job_id, verdict], findings
 
 
-def _profile_problems(folder: FolderSettings, profile: StorageProfile) -> list[str]:
+def _profile_findings(key: str, folder: FolderSettings, profile: StorageProfile) -> list[Finding]:
     parts = urlsplit(profile.url or "")
     if parts.scheme != "file":
         return []  # cloud storage: the folder cannot be compared with it
     profile_path = Path(unquote(parts.path))
-    problems = []
-    if folder.root != profile_path:
-        problems.append(f"profile_root {folder.root} != source profile path {profile_path}")
     try:
         folder.path.relative_to(profile_path)
     except ValueError:
-        problems.append(f"path {folder.path} is not under the source profile {profile_path}")
-    return problems
+        why = f"path {folder.path} is not under the job's source profile {profile_path}"
+        return [Finding(f"{key}.path", why)]
+    if folder.root != profile_path:
+        # relativePath is computed from profile_root: Jet would look in the wrong place.
+        why = f"set profile_root = {str(profile_path)!r} (the source profile's path)"
+        return [Finding(f"{key}.profile_root", why)]
+    return []
 
 
 async def jobs_command(path: Path | None) -> int:
-    try:
-        settings = load_settings(path, require_folders=False)
-    except ConfigError as exc:
-        for key, message in exc.problems:
-            print(f"config error: {key}: {message}", file=sys.stderr)
+    """List the jobs the credentials see: id, name, manual or hot folder, paused."""
+    settings = _load(path, require_folders=False)
+    if settings is None:
         return EXIT_CONFIG
     try:
         async with _client(settings) as client:
             jobs = await client.list_jobs()
     except JetError as exc:
-        print(f"listing jobs failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+        return _api_failure(settings, "listing jobs", exc)
     rows = [
         [j.job_id, j.name, "manual" if j.is_manual else "hot folder", "yes" if j.paused else "no"]
         for j in jobs
@@ -124,3 +187,47 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
         for r in [header, *rows]
     ]
     return "\n".join(lines)
+
+
+# ---- the running daemon, as its ops endpoint shows it ------------------------------------
+
+
+def daemon_url(listen: str) -> str | None:
+    """Where a daemon with this ``[http] listen`` answers on this host; None when unknown."""
+    address = parse_listen(listen)
+    if address is None or address[1] == 0:
+        return None
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address[0], address[0])
+    return f"http://[{host}]:{address[1]}" if ":" in host else f"http://{host}:{address[1]}"
+
+
+def daemon_view(listen: str, timeout_s: float = DAEMON_TIMEOUT_S) -> dict[str, Any]:
+    """``/status`` of the daemon, reduced to what the ledger cannot tell (API, jobs, ready)."""
+    url = daemon_url(listen)
+    if url is None:
+        return {"url": None, "reachable": False, "error": "ops HTTP disabled or on port 0"}
+    try:
+        with urllib.request.urlopen(f"{url}/status", timeout=timeout_s) as response:  # noqa: S310
+            data = json.loads(response.read())
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        return {"url": url, "reachable": False, "error": str(reason)}
+    keys = ("ready", "reasons", "api", "jobs")
+    return {"url": url, "reachable": True, **{k: data.get(k) for k in keys}}
+
+
+def render_daemon(view: dict[str, Any]) -> str:
+    """The daemon section of ``jetwatch status``."""
+    if not view["reachable"]:
+        where = f" at {view['url']}" if view["url"] else ""
+        return f"DAEMON  not answering{where} ({view['error']})\n"
+    lines = [f"DAEMON  {view['url']}  {'ready' if view['ready'] else 'NOT READY'}"]
+    lines += [f"  - {reason}" for reason in view.get("reasons") or []]
+    rows = [
+        [j["job"], j["job_id"] or "-", "yes" if j["paused"] else "no", j["problem"] or ""]
+        for j in view.get("jobs") or []
+    ]
+    if rows:
+        table = _table(["JOB", "JOB ID", "PAUSED", "PROBLEM"], rows)
+        lines += ["  " + line for line in table.splitlines()]
+    return "\n".join(lines) + "\n"

@@ -41,6 +41,12 @@ class JetSettings(_Section):
     job_recheck_seconds: float = Field(30.0, gt=0)
     delivery_timeout_seconds: float = Field(86400.0, gt=0)
 
+    @field_validator("client_secret", "client_secret_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # An empty string (a placeholder cleared by hand, an empty env var) means "not set".
+        return None if value == "" else value
+
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -70,6 +76,11 @@ class HttpSettings(_Section):
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("level", "format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 class DaemonSettings(_Section):
@@ -142,17 +153,37 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-def load_settings(path: Path | None, *, require_folders: bool = True) -> Settings:
-    """Read, validate and cross-check the configuration, or raise one ``ConfigError``."""
-    data = _read_toml(path)
+Problem = tuple[str, str]
+_SECRET_KEYS = ("client_secret", "client_secret_file")
+
+
+def load_settings(
+    path: Path | None, *, require_folders: bool = True, require_credentials: bool = True
+) -> Settings:
+    """Read, validate and cross-check the configuration, or raise one ``ConfigError``.
+
+    ``require_credentials=False`` is for commands that never log in (``status``,
+    ``ledger``): they must work for an operator who cannot read the secret.
+    """
+    data = _prefer_env_secret(_read_toml(path))
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc)) from None
-    settings, problems = _resolve_secret(settings)
-    problems += cross_check(settings, require_folders=require_folders)
+        # Report what the other fields' cross-checks find too: one round of fixes, not many.
+        found = _problems(exc) + _partial_folder_checks(data)
+        raise ConfigError(list(dict.fromkeys(found))) from None
+    problems: list[Problem] = []
+    if settings.jet.client_secret is not None and settings.jet.client_secret_file is not None:
+        both = "set either client_secret or client_secret_file, not both"
+        problems.append(("jet.client_secret_file", both))
+    elif require_credentials:
+        settings, secret_problems = _resolve_secret(settings, path)
+        problems += secret_problems
+    problems += cross_check(
+        settings, require_folders=require_folders, require_credentials=require_credentials
+    )
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(list(dict.fromkeys(problems)))
     return settings
 
 
@@ -162,48 +193,112 @@ def config_path(cli_value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+def _config_key(path: Path) -> str:
+    env = os.environ.get(CONFIG_ENV)
+    return f"--config (${CONFIG_ENV})" if env and Path(env) == path else "--config"
+
+
 def _read_toml(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
+    key = _config_key(path)
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError([("--config", f"{path}: no such file")]) from None
+        raise ConfigError([(key, f"{path}: no such file")]) from None
     except OSError as exc:
-        raise ConfigError([("--config", f"{path}: cannot read: {exc.strerror}")]) from None
+        raise ConfigError([(key, f"{path}: cannot read: {exc.strerror}")]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([("--config", f"{path}: not valid TOML: {exc}")]) from None
+        raise ConfigError([(key, f"{path}: not valid TOML: {exc}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([(key, f"{path}: not valid TOML: the file is not UTF-8")]) from None
 
 
-def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+def _env_name(key: str) -> str:
+    return "JETWATCH_" + key.replace(".", "__").upper()
+
+
+def _env_value(key: str) -> str:
+    """The non-empty env var that sets ``key`` (pydantic-settings ignores case), or ""."""
+    wanted = _env_name(key).lower()
+    return next((v for k, v in os.environ.items() if k.lower() == wanted and v), "")
+
+
+def _prefer_env_secret(data: dict[str, Any]) -> dict[str, Any]:
+    """Env over TOML for the secret as a whole, whichever of its two keys each one uses.
+
+    Otherwise a ``client_secret`` placeholder left in the file would silently beat the
+    ``JETWATCH_JET__CLIENT_SECRET_FILE`` that the systemd unit and compose file set.
+    """
+    jet = data.get("jet")
+    if isinstance(jet, dict) and any(_env_value(f"jet.{k}") for k in _SECRET_KEYS):
+        return {**data, "jet": {k: v for k, v in jet.items() if k not in _SECRET_KEYS}}
+    return data
+
+
+def _problems(exc: ValidationError) -> list[Problem]:
     problems = []
     for error in exc.errors():
         key = ""
         for part in error["loc"]:
             key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check the spelling against config.example.toml)"
         elif error["type"] == "missing":
             message = "required key is missing"
+        elif key == "folders" and error["type"] == "list_type":
+            message = "must be a list of tables: write [[folders]] (double brackets) per folder"
+        if key and _env_value(key):
+            message += f" (set by ${_env_name(key)})"
         problems.append((key or "config", message))
     return problems
 
 
-def _resolve_secret(settings: Settings) -> tuple[Settings, list[tuple[str, str]]]:
-    """Read ``client_secret_file`` (relative paths resolve in ``$CREDENTIALS_DIRECTORY``)."""
+def _partial_folder_checks(data: dict[str, Any]) -> list[Problem]:
+    """Cross-checks of the folders that are valid on their own, when others are not."""
+    raw = data.get("folders")
+    if not isinstance(raw, list):
+        return []
+    valid: list[tuple[int, FolderSettings]] = []
+    for i, item in enumerate(raw):
+        folder = _folder_without_bad_keys(item)
+        if folder is not None:
+            valid.append((i, folder))
+    return _folder_problems(valid)
+
+
+def _folder_without_bad_keys(item: object) -> FolderSettings | None:
+    """The folder with its unknown or invalid keys left out (already reported), if it validates."""
+    if not isinstance(item, dict):
+        return None
+    try:
+        return FolderSettings.model_validate(item)
+    except ValidationError as exc:
+        bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+    try:
+        return FolderSettings.model_validate({k: v for k, v in item.items() if k not in bad})
+    except ValidationError:
+        return None
+
+
+def _resolve_secret(settings: Settings, config_file: Path | None) -> tuple[Settings, list[Problem]]:
+    """Read ``client_secret_file``; a relative path is looked up in ``$CREDENTIALS_DIRECTORY``
+    (systemd ``LoadCredential=``), else next to the config file."""
     jet = settings.jet
     if jet.client_secret_file is None or jet.client_secret is not None:
         return settings, []
-    path = jet.client_secret_file
+    path = jet.client_secret_file.expanduser()
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
     if not path.is_absolute() and creds:
         path = Path(creds) / path
+    elif not path.is_absolute() and config_file is not None:
+        path = config_file.parent / path
     try:
         secret = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
         return settings, [("jet.client_secret_file", f"cannot read {path}: {reason}")]
     if not secret:
         return settings, [("jet.client_secret_file", f"{path} is empty")]
@@ -211,29 +306,37 @@ def _resolve_secret(settings: Settings) -> tuple[Settings, list[tuple[str, str]]
     return settings.model_copy(update={"jet": new_jet}), []
 
 
-def cross_check(settings: Settings, *, require_folders: bool = True) -> list[tuple[str, str]]:
+def cross_check(
+    settings: Settings, *, require_folders: bool = True, require_credentials: bool = True
+) -> list[Problem]:
     """Problems no single field can see: missing credentials, overlapping folders, ..."""
-    problems: list[tuple[str, str]] = []
-    if not settings.jet.client_id:
+    problems: list[Problem] = []
+    jet = settings.jet
+    if require_credentials and not jet.client_id:
         problems.append(("jet.client_id", "required: the Jet API client id"))
-    if settings.jet.client_secret is None and settings.jet.client_secret_file is None:
+    if require_credentials and jet.client_secret is None and jet.client_secret_file is None:
         problems.append(("jet.client_secret", "required: set client_secret or client_secret_file"))
-    if settings.jet.poll_max_seconds < settings.jet.poll_min_seconds:
+    if jet.poll_max_seconds < jet.poll_min_seconds:
         problems.append(("jet.poll_max_seconds", "must be >= jet.poll_min_seconds"))
     if require_folders and not settings.folders:
         problems.append(("folders", "configure at least one [[folders]] entry"))
+    return problems + _folder_problems(list(enumerate(settings.folders)))
+
+
+def _folder_problems(folders: list[tuple[int, FolderSettings]]) -> list[Problem]:
+    problems: list[Problem] = []
     names: set[str] = set()
-    for i, folder in enumerate(settings.folders):
+    for i, folder in folders:
         problems += _check_folder(f"folders[{i}]", folder)
         if folder.label in names:
             problems.append((f"folders[{i}].name", f"duplicate folder name {folder.label!r}"))
         names.add(folder.label)
-    problems += _check_overlaps(settings.folders)
+    problems += _check_overlaps(folders)
     return problems
 
 
-def _check_folder(key: str, folder: FolderSettings) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
+def _check_folder(key: str, folder: FolderSettings) -> list[Problem]:
+    problems: list[Problem] = []
     path = folder.path
     if not path.is_absolute():
         problems.append((f"{key}.path", f"{path} must be an absolute path"))
@@ -245,10 +348,8 @@ def _check_folder(key: str, folder: FolderSettings) -> list[tuple[str, str]]:
         problems.append((f"{key}.done_dir", 'required when post_action = "move"'))
     for attr in ("done_dir", "failed_dir"):
         target: Path | None = getattr(folder, attr)
-        if target is not None and _inside(target, path):
-            problems.append(
-                (f"{key}.{attr}", f"{target} is inside the watched folder: files would loop")
-            )
+        if target is not None and not target.is_absolute():
+            problems.append((f"{key}.{attr}", f"{target} must be an absolute path"))
     if "/" in folder.ready_marker:
         problems.append((f"{key}.ready_marker", "must be a suffix such as '.ready', no '/'"))
     if folder.max_wait_seconds < folder.batch_linger_seconds:
@@ -256,14 +357,22 @@ def _check_folder(key: str, folder: FolderSettings) -> list[tuple[str, str]]:
     return problems
 
 
-def _check_overlaps(folders: list[FolderSettings]) -> list[tuple[str, str]]:
+def _check_overlaps(folders: list[tuple[int, FolderSettings]]) -> list[Problem]:
+    """Folders must not nest, and no folder may move files into a watched folder."""
     problems = []
-    for i, a in enumerate(folders):
-        for j, b in enumerate(folders):
+    for i, a in folders:
+        for j, b in folders:
             if i < j and (_inside(a.path, b.path) or _inside(b.path, a.path)):
                 problems.append(
                     (f"folders[{j}].path", f"{b.path} overlaps folders[{i}].path {a.path}")
                 )
+            for attr in ("done_dir", "failed_dir"):
+                target: Path | None = getattr(a, attr)
+                if target is not None and _inside(target, b.path):
+                    where = "inside the watched folder" if i == j else f"inside folders[{j}].path"
+                    problems.append(
+                        (f"folders[{i}].{attr}", f"{target} is {where}: files would loop")
+                    )
     return problems
 
 

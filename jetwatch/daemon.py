@@ -4,31 +4,33 @@ Phases: startup (ledger, API client, job registry, intakes, ops server) → main
 component that crashes stops the process with a non-zero code) → shutdown (stop intake,
 let submissions in flight finish or persist, then cancel the rest, within
 ``shutdown_timeout_seconds``). Signal handlers only set flags; a second SIGINT/SIGTERM
-stops at once. The API being down at start-up is not fatal: folders are watched, files
-settle and queue, and the job registry retries until it can log in.
+cancels everything at once. The API being down at start-up is not fatal: folders are
+watched, files settle and queue, and the job registry retries until it can log in.
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from jetwatch import logs, metrics, status
+from jetwatch import daemon_views as views
+from jetwatch import logs
 from jetwatch.actions import PostActions
 from jetwatch.config import FolderSettings, Settings, load_settings
 from jetwatch.deliver import Deliverer
-from jetwatch.errors import ConfigError, LedgerError
+from jetwatch.errors import ConfigError, LedgerError, LedgerUnavailableError
 from jetwatch.intake import FolderIntake
 from jetwatch.jet.client import JetClient
 from jetwatch.jobs import JobRegistry, JobStatus
 from jetwatch.ledger import LedgerStore
 from jetwatch.ledger_sqlite import SqliteLedger
+from jetwatch.lifecycle import Lifecycle
 from jetwatch.ops import LoopMonitor, OpsServer, Readiness
 from jetwatch.sdnotify import SdNotifier, run_watchdog
 from jetwatch.track import Tracker
@@ -37,38 +39,73 @@ log = structlog.get_logger(__name__)
 
 EXIT_OK, EXIT_CRASH, EXIT_CONFIG, EXIT_LEDGER = 0, 1, 2, 3
 STATUS_EVERY_S = 10.0
+STATUS_CHECK_S = 1.0
+READY_POLL_S = 0.1
+CLEANUP_RESERVE_S = 1.0  # of the shutdown budget, kept for cancelling and closing
+FORCED_EXIT_S = 2.0  # after a second signal, the process is gone within this
+INTAKE_STOP_S = 5.0  # a reloaded folder's old intake gets this long to stop
+RELEASE_RETRY_S = 5.0
 
 
 class Daemon:
-    """One process: every configured folder, one API client, one ledger."""
+    """One process: every configured folder, one API client, one ledger.
 
-    def __init__(self, settings: Settings, *, config_path: Path | None = None) -> None:
+    ``hard_exit=True`` (the ``run`` command only) makes the shutdown deadline absolute,
+    see :class:`~jetwatch.lifecycle.Lifecycle`.
+    """
+
+    def __init__(
+        self, settings: Settings, *, config_path: Path | None = None, hard_exit: bool = False
+    ) -> None:
         self.settings = settings
         self._config_path = config_path
+        self._life = Lifecycle(hard_exit=hard_exit)
         self._folders: dict[str, FolderSettings] = {f.label: f for f in settings.folders}
-        self._stop = asyncio.Event()
-        self._reload = asyncio.Event()
-        self._signals = 0
+        self._forced = False
         self._intake_tasks: dict[str, asyncio.Task[None]] = {}
+        self._others: list[asyncio.Task[None]] = []
         self.intakes: dict[str, FolderIntake] = {}
         self.ops_url: str | None = None
         self._notifier = SdNotifier()
 
     # ---- public surface used by the CLI, the demo and tests -------------------------
     def request_stop(self) -> None:
-        self._signals += 1
-        self._stop.set()
+        """First call: graceful shutdown; a second one: cancel everything now."""
+        self._life.request_stop()
 
     def request_reload(self) -> None:
-        self._reload.set()
+        self._life.request_reload()
 
     def folders(self) -> Mapping[str, FolderSettings]:
         return self._folders
 
     async def run(self) -> int:
         """Run until stopped; returns the process exit code."""
+        started = time.monotonic()
+        # Handlers go in first: a signal during start-up must not find the default action
+        # (SIGHUP's would kill the process).
+        self._life.install_signals()
+        force_watch = asyncio.create_task(self._watch_force(), name="force-watch")
+        code = EXIT_CRASH
+        try:
+            code = await self._run_with_ledger()
+            if code == EXIT_OK and self._forced:
+                code = EXIT_CRASH  # stopped before in-flight work was persisted
+            return code
+        finally:
+            force_watch.cancel()
+            self._life.remove_signals()
+            self._notifier.close()
+            log.info("stopped", exit_code=code, seconds=round(time.monotonic() - started, 2))
+
+    # ---- startup ---------------------------------------------------------------------
+    async def _run_with_ledger(self) -> int:
         try:
             self.ledger: LedgerStore = SqliteLedger.open(self.settings.ledger.path)
+        except LedgerUnavailableError as exc:
+            # Disk full, read-only, permissions: not the ledger's content; a restart may do.
+            log.error("ledger_unavailable", path=str(self.settings.ledger.path), error=str(exc))
+            return EXIT_CRASH
         except LedgerError as exc:
             log.error(
                 "ledger_refused",
@@ -78,12 +115,11 @@ class Daemon:
             )
             return EXIT_LEDGER
         try:
-            return await self._run_with_ledger()
+            return await self._run_with_client()
         finally:
             self.ledger.close()
 
-    # ---- startup ---------------------------------------------------------------------
-    async def _run_with_ledger(self) -> int:
+    async def _run_with_client(self) -> int:
         jet = self.settings.jet
         assert jet.client_secret is not None
         logs.register_secret(jet.client_secret.get_secret_value())
@@ -142,10 +178,6 @@ class Daemon:
 
     # ---- main loop -------------------------------------------------------------------
     async def _main_loop(self) -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         crashed = False
         try:
             async with asyncio.TaskGroup() as tg:
@@ -153,22 +185,22 @@ class Daemon:
                 for folder in self._folders.values():
                     self._start_intake(folder)
                 self._deliver_task = tg.create_task(self.deliverer.run(), name="deliver")
+                self._watchdog_task = tg.create_task(
+                    run_watchdog(self._notifier, self.healthy), name="watchdog"
+                )
                 self._others = [
                     tg.create_task(self.jobs.run(), name="jobs"),
                     tg.create_task(self.tracker.run(), name="track"),
                     tg.create_task(self.actions.run(), name="actions"),
                     tg.create_task(self.monitor.run(), name="loop-monitor"),
-                    tg.create_task(run_watchdog(self._notifier, self.healthy), name="watchdog"),
                     tg.create_task(self._announce(), name="announce"),
+                    self._watchdog_task,
                 ]
                 await self._supervise()
         except* Exception as group:
             for exc in group.exceptions:
                 log.critical("component_crashed", error=repr(exc), exc_info=exc)
             crashed = True
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
         return EXIT_CRASH if crashed else EXIT_OK
 
     def _start_intake(self, folder: FolderSettings) -> None:
@@ -179,71 +211,140 @@ class Daemon:
         )
 
     async def _supervise(self) -> None:
-        while not self._stop.is_set():
-            reload_wait = asyncio.ensure_future(self._reload.wait())
-            stop_wait = asyncio.ensure_future(self._stop.wait())
-            await asyncio.wait({reload_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-            reload_wait.cancel()
-            stop_wait.cancel()
-            if self._reload.is_set() and not self._stop.is_set():
-                self._reload.clear()
-                self.reload()
+        life = self._life
+        while not life.stop.is_set():
+            await life.wait_stop_or_reload()
+            if life.reload.is_set() and not life.stop.is_set():
+                life.reload.clear()
+                await self.reload()
         await self._shutdown()
 
+    # ---- shutdown --------------------------------------------------------------------
     async def _shutdown(self) -> None:
-        deadline = time.monotonic() + self.settings.daemon.shutdown_timeout_seconds
+        """Stop intake, give POSTs in flight the budget, then cancel whatever is left."""
+        timeout_s = self.settings.daemon.shutdown_timeout_seconds
+        self._life.exit_within(timeout_s)
         self._notifier.stopping()
-        log.info("shutdown_started")
+        log.info("shutdown_started", timeout_s=timeout_s)
         for task in self._intake_tasks.values():
             task.cancel()
         self.deliverer.stop_intake()
-        remaining = max(0.1, deadline - time.monotonic() - 1.0)
-        _, pending = await asyncio.wait({self._deliver_task}, timeout=remaining)
-        if pending and self._signals < 2:
-            log.warning("shutdown_deadline", cancelled=len(pending))
+        # Only the deliverer holds work worth waiting for (a POST whose answer would
+        # otherwise leave its batch in doubt). Polls and post-actions resume after a restart.
+        grace_s = max(0.1, timeout_s - CLEANUP_RESERVE_S)
+        if not self._life.force.is_set():
+            await asyncio.wait({self._deliver_task}, timeout=grace_s)
+        if not self._deliver_task.done() and not self._life.force.is_set():
+            log.warning(
+                "shutdown_deadline",
+                waited_s=round(grace_s, 2),
+                effect="POSTs in flight cancelled; their batches are resolved on the next start",
+            )
         self._deliver_task.cancel()
         for task in self._others:
             task.cancel()
-        log.info("shutdown_done", seconds=round(deadline - time.monotonic(), 2))
+
+    async def _watch_force(self) -> None:
+        """A second stop request: cancel every component now, exit within FORCED_EXIT_S."""
+        await self._life.force.wait()
+        self._forced = True
+        log.warning("shutdown_forced", reason="second signal")
+        self._life.exit_within(FORCED_EXIT_S)
+        tasks = [*self._intake_tasks.values(), *self._others]
+        if hasattr(self, "_deliver_task"):
+            tasks.append(self._deliver_task)
+        for task in tasks:
+            task.cancel()
 
     # ---- reload ----------------------------------------------------------------------
-    def reload(self) -> None:
-        """Apply a new config file: folders added, removed or changed; keeps in-flight work."""
+    async def reload(self) -> None:
+        """Apply a new config file: folders added, removed or changed; keeps in-flight work.
+
+        Batches, deliveries and post-actions live in the ledger, not in an intake, so a
+        folder's intake can be replaced without losing anything: a removed folder's work
+        waits in the ledger until the folder is configured again.
+        """
         try:
             new = load_settings(self._config_path)
         except ConfigError as exc:
-            log.error("reload_rejected", problems=[f"{k}: {m}" for k, m in exc.problems])
+            log.error(
+                "reload_rejected",
+                problems=[f"{k}: {m}" for k, m in exc.problems],
+                effect="the running configuration stays in force",
+            )
             return
-        for section in ("jet", "ledger", "http", "daemon"):
+        for section in ("jet", "ledger", "http"):
             if getattr(new, section) != getattr(self.settings, section):
                 log.warning("reload_needs_restart", section=section)
-        logs.configure_logging(new.log.level, new.log.format)
-        wanted = {f.label: f for f in new.folders}
-        for label in list(self._folders):
-            if label not in wanted or wanted[label] != self._folders[label]:
-                self._intake_tasks.pop(label).cancel()
-                self.intakes.pop(label, None)
-                del self._folders[label]
-                log.info("folder_removed", folder=label)
-        for label, folder in wanted.items():
-            if label not in self._folders:
-                self._folders[label] = folder
-                self._start_intake(folder)
-                log.info("folder_added", folder=label, path=str(folder.path))
+        if new.log != self.settings.log:
+            logs.configure_logging(new.log.level, new.log.format)
+        await self._apply_folders(new.folders)
+        # Sections that need a restart keep the values in use, so the next reload and
+        # /status compare against what really runs.
+        self.settings = self.settings.model_copy(
+            update={"folders": new.folders, "log": new.log, "daemon": new.daemon}
+        )
         self.jobs.set_refs({f.job for f in self._folders.values()})
-        self.settings = new.model_copy(update={"jet": self.settings.jet})
         self.deliverer.wake()
+        self.tracker.wake()
+        self.actions.wake()
         log.info("config_reloaded", folders=len(self._folders))
+
+    async def _apply_folders(self, folders: Sequence[FolderSettings]) -> None:
+        wanted = {f.label: f for f in folders}
+        changed = [label for label, f in self._folders.items() if wanted.get(label) != f]
+        stopping = [self._intake_tasks.pop(label) for label in changed]
+        for task in stopping:
+            task.cancel()
+        if stopping:
+            # Two watchers on one folder would race; let the old ones finish first.
+            await asyncio.wait(stopping, timeout=INTAKE_STOP_S)
+        removed: dict[Path, str] = {}
+        for label in changed:
+            self.intakes.pop(label, None)
+            old = self._folders.pop(label)
+            if label not in wanted:
+                removed[old.path] = label
+                log.info("folder_removed", folder=label, path=str(old.path))
+            elif wanted[label].path != old.path:
+                # The ledger knows files by (name, relative path): queued ones are looked
+                # for under the new path and count as gone if they are not there.
+                log.warning("folder_path_changed", folder=label, old=str(old.path))
+        for label, folder in wanted.items():
+            if label in self._folders:
+                continue
+            self._folders[label] = folder
+            self._start_intake(folder)
+            event = "folder_changed" if label in changed else "folder_added"
+            log.info(event, folder=label, path=str(folder.path))
+            if folder.path in removed:
+                # The ledger knows files by folder name: a renamed folder starts afresh.
+                log.warning(
+                    "folder_renamed",
+                    old=removed[folder.path],
+                    new=label,
+                    effect="files still in the folder are offered again under the new name",
+                )
 
     # ---- callbacks between components ------------------------------------------------
     def _job_changed(self, job: JobStatus) -> None:
-        if not job.usable:
+        if job.usable:
+            self._release_held(job.ref)
+
+    def _release_held(self, ref: str) -> None:
+        if not self.jobs.status(ref).usable:
+            return  # paused again meanwhile
+        labels = {label for label, f in self._folders.items() if f.job == ref}
+        try:
+            held = [b.id for b in self.ledger.held_batches() if b.folder in labels]
+            if held:
+                released = self.ledger.release_held(held, time.time())
+                log.info("batches_released", job=ref, batches=released)
+        except LedgerUnavailableError as exc:
+            # A callback must not crash the registry; try again shortly.
+            log.error("batches_not_released", job=ref, error=str(exc), retry_s=RELEASE_RETRY_S)
+            asyncio.get_running_loop().call_later(RELEASE_RETRY_S, self._release_held, ref)
             return
-        labels = {label for label, f in self._folders.items() if f.job == job.ref}
-        held = [b.id for b in self.ledger.held_batches() if b.folder in labels]
-        if held:
-            released = self.ledger.release_held(held, time.time())
-            log.info("batches_released", job=job.ref, batches=released)
         self.deliverer.wake()
 
     def _finished(self) -> None:
@@ -251,71 +352,58 @@ class Daemon:
         self.deliverer.wake()
 
     async def _announce(self) -> None:
-        """READY=1 once every folder had its first scan; then STATUS= now and then."""
-        await asyncio.gather(*(i.wait_first_scan() for i in list(self.intakes.values())))
+        """READY=1 once every folder had its first scan (or is down); then STATUS= lines."""
+        await self._first_scans_or_down()
         self._notifier.ready()
-        log.info("ready", folders=len(self._folders), api_ok=self.jobs.api_ok)
+        down = [i.label for i in self.intakes.values() if not i.health.first_scan_done]
+        log.info("ready", folders=len(self._folders), folders_down=down, api_ok=self.jobs.api_ok)
+        sent, totals, counted_at = "", views.state_totals(self.ledger), time.monotonic()
         while True:
-            counts = self.ledger.counts()
-            totals: dict[str, int] = {}
-            for per_state in counts.values():
-                for state, n in per_state.items():
-                    totals[state] = totals.get(state, 0) + n
-            text = " ".join(f"{k.lower()}={v}" for k, v in sorted(totals.items()))
-            api = "api ok" if self.jobs.api_ok else "api down"
-            self._notifier.status(f"{api}; {text}" if text else api)
-            await asyncio.sleep(STATUS_EVERY_S)
+            # API and job changes show within a second; counts (a query) every STATUS_EVERY_S.
+            if time.monotonic() - counted_at >= STATUS_EVERY_S:
+                totals, counted_at = views.state_totals(self.ledger), time.monotonic()
+            line = views.status_line(self.jobs, totals)
+            if line != sent:
+                self._notifier.status(line)
+                sent = line
+            await asyncio.sleep(STATUS_CHECK_S)
+
+    async def _first_scans_or_down(self) -> None:
+        """A missing share must not hold READY back: systemd would fail the start."""
+        while True:
+            waiting = [
+                i
+                for i in self.intakes.values()
+                if not i.health.first_scan_done and i.health.mode != "down"
+            ]
+            if not waiting:
+                return
+            waiters = [asyncio.ensure_future(i.wait_first_scan()) for i in waiting]
+            try:
+                # "Down" has no event of its own: look again after a short while.
+                await asyncio.wait(waiters, timeout=READY_POLL_S)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
 
     # ---- health, readiness, status ---------------------------------------------------
     def healthy(self) -> bool:
+        """For the systemd watchdog: the loop runs and no component has stopped."""
+        if self._life.stop.is_set():
+            return True  # stopping: our own deadline applies, not the watchdog's
         tasks = [self._deliver_task, *self._others, *self._intake_tasks.values()]
-        return self.monitor.is_healthy(5.0) and not any(t.done() for t in tasks)
+        stopped = [t for t in tasks if t.done() and t is not self._watchdog_task]
+        return self.monitor.is_healthy(5.0) and not stopped
 
     def readiness(self) -> Readiness:
-        reasons: list[str] = []
-        if not self.jobs.api_ok:
-            reasons.append(self.jobs.api_problem)
-        for job in self.jobs.all_status():
-            if job.job_id is None or job.problem:
-                reasons.append(f"job {job.ref!r}: {job.problem or 'not resolved yet'}")
-        folders: dict[str, Any] = {}
-        for label, intake in self.intakes.items():
-            h = intake.health
-            folders[label] = {
-                "mode": h.mode,
-                "reason": h.reason,
-                "first_scan_done": h.first_scan_done,
-                "blocked": h.blocked,
-            }
-            if not h.first_scan_done:
-                reasons.append(f"folder {label!r}: first scan not finished")
-            if h.mode == "down":
-                reasons.append(f"folder {label!r}: {h.reason}")
-            if h.blocked:
-                reasons.append(f"folder {label!r}: {h.blocked}")
-        return Readiness(not reasons, tuple(reasons), {"folders": folders})
+        stopping = self._life.stop.is_set()
+        return views.readiness(stopping=stopping, jobs=self.jobs, intakes=self.intakes)
 
     def status_json(self) -> dict[str, Any]:
-        data = status.to_json(self.ledger.snapshot(time.time()))
-        data["api"] = {"ok": self.jobs.api_ok, "problem": self.jobs.api_problem}
-        data["jobs"] = [
-            {"job": j.ref, "job_id": j.job_id, "paused": j.paused, "problem": j.problem}
-            for j in self.jobs.all_status()
-        ]
-        data["watch"] = self.readiness().details["folders"]
-        return data
+        return views.status_json(self.ledger, self.jobs, self.readiness())
 
     def _refresh_gauges(self) -> None:
-        now = time.time()
-        metrics.LEDGER_BYTES.set(self.ledger.size_bytes())
-        held: dict[str, int] = dict.fromkeys(self._folders, 0)
-        for batch in self.ledger.held_batches():
-            held[batch.folder] = held.get(batch.folder, 0) + 1
-        for label, n in held.items():
-            metrics.BATCHES_HELD.labels(label).set(n)
-        for label, intake in self.intakes.items():
-            since = intake.oldest_pending_since()
-            metrics.OLDEST_PENDING_SECONDS.labels(label).set(0 if since is None else now - since)
+        views.refresh_gauges(self.ledger, list(self._folders), self.intakes)
 
 
 async def run_daemon(config_path: Path | None) -> int:
@@ -324,7 +412,11 @@ async def run_daemon(config_path: Path | None) -> int:
         settings = load_settings(config_path)
     except ConfigError as exc:
         for key, message in exc.problems:
-            print(f"config error: {key}: {message}")
+            print(f"config error: {key}: {message}", file=sys.stderr)
         return EXIT_CONFIG
     logs.configure_logging(settings.log.level, settings.log.format)
-    return await Daemon(settings, config_path=config_path).run()
+    try:
+        return await Daemon(settings, config_path=config_path, hard_exit=True).run()
+    except Exception as exc:  # a bug in start-up or shutdown: say so in the log, exit 1
+        log.critical("daemon_crashed", error=repr(exc), exc_info=exc)
+        return EXIT_CRASH

@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -74,17 +75,31 @@ async def _demo(tmp: Path, *, keep: bool) -> int:
         say(f"manual job {job_id}: {src} -> {dst}")
         settings = _settings(emu.url, src, tmp)
         daemon = Daemon(settings)
-        task = asyncio.create_task(daemon.run())
+        task = asyncio.create_task(daemon.run(), name="demo-daemon")
+        drive = asyncio.create_task(_drive(daemon, emu.url, src, dst, started), name="demo")
         try:
-            ok = await _drive(daemon, emu.url, src, dst, started)
+            # Ctrl+C reaches the daemon's handler: the demo must not wait for it in vain.
+            await asyncio.wait({task, drive}, return_when=asyncio.FIRST_COMPLETED)
+            ok = _outcome(drive)
             if keep and ok:
                 await _keep_running(daemon, emu.url, src, dst)
         finally:
+            drive.cancel()
             daemon.request_stop()
             code = await task
     if code != 0:
         say(f"daemon exited with {code}")
     return 0 if ok and code == 0 else 1
+
+
+def _outcome(drive: asyncio.Task[bool]) -> bool:
+    if not drive.done():
+        say("FAILED: the daemon stopped before the demo finished")
+        return False
+    exc = None if drive.cancelled() else drive.exception()
+    if exc is not None:
+        say(f"FAILED: {exc}")
+    return exc is None and not drive.cancelled() and drive.result()
 
 
 def _settings(base_url: str, src: Path, tmp: Path) -> Settings:
@@ -192,8 +207,7 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-async def _wait_for(predicate: object, what: str, timeout_s: float = 30.0) -> None:
-    assert callable(predicate)
+async def _wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
