@@ -1,0 +1,161 @@
+"""``IntegrationManagerTarget``: each batch is one run of a preconfigured job config (seed 003).
+
+The batch's files reach the run as job variables rendered from a template (see
+:mod:`jetwatch.targets.im_variables` for the choice and its default). The handle is the
+run id. Statuses: QUEUED is in the seed; RUNNING, FINISHED, FAILED and CANCELLED are
+assumed; anything else is not terminal and runs into ``run_timeout_s``. A FINISHED run
+accounts for every file (an IM run has no per-file counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import structlog
+from pydantic import SecretStr
+
+from jetwatch.errors import JetForbiddenError, JetNotFoundError
+from jetwatch.targets.base import Progress, SubmitObject, TargetStatus
+from jetwatch.targets.im_client import IntegrationManagerClient
+from jetwatch.targets.im_models import JobRun, RunStatus
+from jetwatch.targets.im_variables import (
+    DEFAULT_VARIABLES,
+    VariableSource,
+    render_variables,
+    template_problem,
+)
+from jetwatch.targets.settings import IntegrationManagerSettings
+
+log = structlog.get_logger(__name__)
+
+IN_DOUBT_LOOKBACK = 200  # runs of the job config examined to resolve an in-doubt batch
+_KNOWN = frozenset(RunStatus)
+
+
+def judge_run(run: JobRun, objects: int, age_s: float, timeout_s: float) -> Progress:
+    """Pure: FINISHED is success for every file; FAILED and CANCELLED fail the batch."""
+    state = str(run.status or "")
+    if run.status == RunStatus.FINISHED:
+        return Progress(True, False, state, transferred=objects)
+    if run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+        detail = f"run {run.id} {state.lower()}"
+        if run.error_message:
+            detail = f"{detail}: {run.error_message}"
+        return Progress(True, True, state, failed_count=objects, detail=detail)
+    if age_s > timeout_s:
+        detail = f"run {run.id}: no terminal status after {timeout_s:.0f} s (status {state})"
+        return Progress(True, True, state, failed_count=objects, detail=detail)
+    return Progress(False, False, state)
+
+
+class IntegrationManagerTarget:
+    """Runs one job config per batch; the target owns its client unless told otherwise."""
+
+    kind = "integration-manager"
+
+    def __init__(
+        self,
+        client: IntegrationManagerClient,
+        job_config: str,
+        *,
+        variables: Mapping[str, VariableSource] = DEFAULT_VARIABLES,
+        variables_key: str = "variables",
+        run_timeout_s: float = 86400.0,
+        close_client: bool = True,
+    ) -> None:
+        problem = template_problem(variables)
+        if problem:
+            raise ValueError(f"variables template: {problem}")
+        self._client = client
+        self._config_id = job_config
+        self._template = dict(variables)
+        self._variables_key = variables_key
+        self._timeout_s = run_timeout_s
+        self._close_client = close_client
+        self._unknown_seen: set[str] = set()
+
+    @classmethod
+    def from_settings(
+        cls, settings: IntegrationManagerSettings, password: SecretStr
+    ) -> IntegrationManagerTarget:
+        """A target and its own client from the ``[integration_manager]`` section."""
+        client = IntegrationManagerClient(
+            settings.base_url,
+            settings.username,
+            password,
+            request_timeout_s=settings.request_timeout_seconds,
+            connect_timeout_s=settings.connect_timeout_seconds,
+            max_retries=settings.max_retries,
+            rate_limit_per_s=settings.rate_limit_per_second,
+            token_margin_s=settings.token_margin_seconds,
+        )
+        return cls(
+            client,
+            settings.job_config,
+            variables=settings.variables,
+            variables_key=settings.variables_key,
+            run_timeout_s=settings.run_timeout_seconds,
+        )
+
+    def __repr__(self) -> str:
+        return f"IntegrationManagerTarget(job_config={self._config_id!r})"
+
+    def variables_of(self, objects: Sequence[SubmitObject]) -> dict[str, str]:
+        """The job variables a batch is sent with."""
+        return render_variables(self._template, objects)
+
+    async def check(self) -> TargetStatus:
+        """The job config exists and is active (inactive reads as paused)."""
+        try:
+            config = await self._client.get_job_config(self._config_id)
+        except JetNotFoundError:
+            return TargetStatus(False, problem=f"job config {self._config_id!r} not found")
+        except JetForbiddenError as exc:
+            return TargetStatus(False, problem=f"forbidden (403): {exc.body or exc}")
+        return TargetStatus(config.active, not config.active, "", config.id)
+
+    async def submit(self, objects: Sequence[SubmitObject]) -> str:
+        """POST one run with the batch's variables; the handle is the run id."""
+        run = await self._client.run_job_config(
+            self._config_id, self.variables_of(objects), body_key=self._variables_key
+        )
+        return run.id
+
+    async def poll(self, handle: str, objects: int, age_s: float) -> Progress:
+        """GET the run and judge its status."""
+        run = await self._client.get_job(handle)
+        if run.status not in _KNOWN and handle not in self._unknown_seen:
+            self._unknown_seen.add(handle)  # once per run: it is polled many times
+            log.warning("im_run_status_unknown", run_id=handle, status=run.status)
+        progress = judge_run(run, objects, age_s, self._timeout_s)
+        if progress.done:
+            self._unknown_seen.discard(handle)
+        return progress
+
+    async def find_submission(
+        self, objects: Sequence[SubmitObject], known_handles: set[str]
+    ) -> str | None:
+        """A run of the job config, not yet known, carrying exactly this batch's variables.
+
+        Assumes the run listing (or, failing that, the run itself) shows the variables it
+        was started with; the ``batch`` token makes two batches' variables differ.
+        """
+        wanted = self.variables_of(objects)
+        runs = await self._client.list_job_runs(self._config_id, limit=IN_DOUBT_LOOKBACK)
+        for run in runs:
+            if run.id in known_handles:
+                continue
+            variables = run.variables
+            if variables is None:  # the listing may be a summary: read the run itself
+                try:
+                    variables = (await self._client.get_job(run.id)).variables
+                except JetNotFoundError:
+                    continue
+            if variables is not None and all(variables.get(k) == v for k, v in wanted.items()):
+                log.info("im_submission_found", job_config=self._config_id, run_id=run.id)
+                return run.id
+        return None
+
+    async def aclose(self) -> None:
+        if self._close_client:
+            await self._client.close()

@@ -1,0 +1,199 @@
+"""Async Integration Manager client (seed 003): job configs and job runs as typed coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiohttp
+import structlog
+from pydantic import BaseModel, SecretStr, ValidationError
+from yarl import URL
+
+from jetwatch.errors import JetError, JetJobPausedError, JetProtocolError, JetRejectedError
+from jetwatch.jet.models import parse_page
+from jetwatch.jet.transport import Call, Sleep
+from jetwatch.targets.im_models import JobConfig, JobRun, list_items
+from jetwatch.targets.im_transport import ImTransport, ImTransportSettings
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+CONFIGS_ROUTE = "/api/jobconfigs"
+CONFIG_ROUTE = "/api/jobconfigs/{id}"
+RUNS_ROUTE = "/api/jobconfigs/{id}/jobs"
+RUN_ROUTE = "/api/jobs/{id}"
+MAX_PAGES = 1000
+PAGE_LIMIT = 100
+
+
+class IntegrationManagerClient:
+    """The Integration Manager API as coroutines returning models or raising the JetError tree.
+
+    Logging in, renewing and the retry rules live in :mod:`jetwatch.targets.im_transport`.
+    ``max_retries`` counts retries after the first attempt; ``sleep``, ``clock`` (monotonic
+    seconds) and ``rand`` (uniform [0, 1)) are injectable so tests never wait for a backoff.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: SecretStr,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        request_timeout_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+        max_retries: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        rate_limit_per_s: float = 20.0,
+        token_margin_s: float = 300.0,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        settings = ImTransportSettings(
+            request_timeout_s=request_timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            max_retries=max(0, max_retries),
+            backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s,
+            rate_limit_per_s=rate_limit_per_s,
+            token_margin_s=token_margin_s,
+        )
+        self._transport = ImTransport(
+            base_url,
+            username,
+            password,
+            settings,
+            session=session,
+            sleep=sleep,
+            clock=clock,
+            rand=rand,
+        )
+
+    def __repr__(self) -> str:
+        base, user = str(self._transport.base), self._transport.username
+        return f"IntegrationManagerClient(base_url={base!r}, username={user!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session if this client created it; an injected one is left open."""
+        await self._transport.close()
+
+    async def list_job_configs(self) -> list[JobConfig]:
+        """Every job config the user can see."""
+        call = Call("GET", CONFIGS_ROUTE, self._transport.url("api", "jobconfigs"))
+        return [_parse(JobConfig, item) for item in list_items(await self._transport.json(call))]
+
+    async def get_job_config(self, config_id: str) -> JobConfig:
+        """One job config, including its ``active`` flag."""
+        call = Call("GET", CONFIG_ROUTE, self._transport.url("api", "jobconfigs", config_id))
+        return _parse(JobConfig, await self._transport.json(call))
+
+    async def create_job_config(
+        self, name: str, *, active: bool = True, description: str = ""
+    ) -> JobConfig:
+        """Seed 003 step 2, for set-ups and demos; sent at most once like every POST."""
+        body = {"active": active, "name": name, "description": description}
+        url = self._transport.url("api", "jobconfigs")
+        call = Call("POST", CONFIGS_ROUTE, url, body=body, idempotent=False)
+        return _parse(JobConfig, await self._transport.json(call))
+
+    async def run_job_config(
+        self, config_id: str, variables: Mapping[str, str], *, body_key: str = "variables"
+    ) -> JobRun:
+        """Start one run of a job config with ``{body_key: variables}``, sent at most once.
+
+        Raises JetOutcomeUnknownError when the request may have reached the server without
+        an answer, JetJobPausedError when the job config is not active.
+        """
+        url = self._transport.url("api", "jobconfigs", config_id, "jobs")
+        call = Call("POST", RUNS_ROUTE, url, body={body_key: dict(variables)}, idempotent=False)
+        try:
+            answer = await self._transport.json(call)
+        except JetRejectedError as exc:
+            if type(exc) is not JetRejectedError or exc.status != 400:
+                raise
+            raise await self._explain_bad_request(config_id, exc) from exc
+        run = _parse(JobRun, answer)
+        log.info("im_run_created", job_config=config_id, run_id=run.id, status=run.status)
+        return run
+
+    async def get_job(self, run_id: str) -> JobRun:
+        """One job run with its status (``GET /api/jobs/{id}``)."""
+        call = Call("GET", RUN_ROUTE, self._transport.url("api", "jobs", run_id))
+        return _parse(JobRun, await self._transport.json(call))
+
+    async def list_job_runs(self, config_id: str, *, limit: int | None = None) -> list[JobRun]:
+        """Runs of a job config in the server's order, at most ``limit``.
+
+        Assumed call (not in the seed): ``GET /api/jobconfigs/{id}/jobs`` lists the runs,
+        as an array or ``{"items": [...]}`` paged by offset/limit/totalResultCount or a
+        ``next`` link.
+        """
+        page_url = self._transport.url("api", "jobconfigs", config_id, "jobs")
+        params: dict[str, str] | None = {"offset": "0", "limit": str(PAGE_LIMIT)}
+        runs: list[JobRun] = []
+        for _ in range(MAX_PAGES):
+            body = await self._transport.json(Call("GET", RUNS_ROUTE, page_url, params))
+            items = list_items(body)
+            runs.extend(_parse(JobRun, item) for item in items)
+            if limit is not None and len(runs) >= limit:
+                return runs[:limit]
+            next_page = self._next_page(page_url, body, items)
+            if next_page is None:
+                return runs
+            page_url, params = next_page
+        raise JetProtocolError(f"GET {RUNS_ROUTE}: more than {MAX_PAGES} pages")
+
+    def _next_page(
+        self, page_url: URL, body: Any, items: list[Any]
+    ) -> tuple[URL, dict[str, str] | None] | None:
+        if not items or not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            return None
+        page = parse_page(body)
+        if page.next_link is not None:
+            return self._transport.follow(page_url, page.next_link, RUNS_ROUTE), None
+        if page.next_offset is not None:
+            limit = str(page.limit or PAGE_LIMIT)
+            return page_url, {"offset": str(page.next_offset), "limit": limit}
+        return None
+
+    async def _explain_bad_request(self, config_id: str, exc: JetRejectedError) -> JetRejectedError:
+        """A 400 on a run POST: JetJobPausedError if the job config is inactive, else ``exc``."""
+        try:
+            inactive = not (await self.get_job_config(config_id)).active
+        except JetError:
+            # The config cannot be read now; the 400 body is the only hint left.
+            inactive = "active" in exc.body.lower()
+        if not inactive:
+            return exc
+        return JetJobPausedError(
+            f"job config {config_id} is not active", status=exc.status, body=exc.body
+        )
+
+
+def _parse(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise JetProtocolError(
+            f"unexpected {model.__name__} shape ({exc.error_count()} problems)"
+        ) from exc

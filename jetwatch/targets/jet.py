@@ -1,0 +1,212 @@
+"""``JetTarget``: the Target protocol on top of the Jet API client (one delivery per batch)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import structlog
+
+from jetwatch.errors import (
+    ConfigError,
+    JetError,
+    JetForbiddenError,
+    JetNotFoundError,
+)
+from jetwatch.jet.client import JetClient
+from jetwatch.jet.models import Delivery, DeliveryObject, DeliveryState, Job
+from jetwatch.targets.base import Progress, SubmitObject, TargetStatus
+
+log = structlog.get_logger(__name__)
+
+IN_DOUBT_LOOKBACK = 50  # newest (and oldest) unknown deliveries of a job examined per side
+MAX_ERROR_TRANSFERS = 5  # transfers whose error messages make up a failure's detail
+
+
+def relative_path(profile_root: Path, local_path: Path) -> str:
+    """``relativePath`` of a local file: relative to the source profile root, leading '/'."""
+    root = os.path.normpath(profile_root)
+    path = os.path.normpath(local_path)
+    try:
+        inside = Path(path).relative_to(root)
+    except ValueError:
+        raise ConfigError(
+            [("profile_root", f"{local_path} is not under the profile root {profile_root}")]
+        ) from None
+    posix = inside.as_posix()
+    return "/" if posix == "." else "/" + posix
+
+
+def judge_delivery(delivery: Delivery, objects: int, age_s: float, timeout_s: float) -> Progress:
+    """Pure: success only when transferred + skipped accounts for every object, none failed.
+
+    Unknown states are not terminal; a delivery older than ``timeout_s`` without a terminal
+    state is given up as failed.
+    """
+    summary = delivery.summary
+    state = str(delivery.state or "")
+
+    def progress(done: bool, failed: bool, detail: str = "") -> Progress:
+        return Progress(
+            done,
+            failed,
+            state,
+            transferred=summary.transferred.count,
+            skipped=summary.skipped.count,
+            failed_count=summary.failed.count,
+            bytes_done=summary.transferred.size_bytes,
+            detail=detail,
+        )
+
+    if delivery.state == DeliveryState.COMPLETED:
+        if summary.failed.count > 0:
+            return progress(True, True, f"{summary.failed.count} of {objects} objects failed")
+        if summary.transferred.count + summary.skipped.count >= objects:
+            return progress(True, False)
+        return progress(True, True, "completed without accounting for every object")
+    if delivery.state == DeliveryState.FAILED:
+        return progress(True, True, f"delivery failed ({summary.failed.count} objects failed)")
+    if age_s > timeout_s:
+        return progress(
+            True, True, f"no terminal state after {timeout_s:.0f} s (state {state or 'none'})"
+        )
+    return progress(False, False)
+
+
+class JetTarget:
+    """Delivers batches to one manual Jet job; handles are bare delivery ids.
+
+    ``job`` is a job id or an exact job name, resolved by :meth:`check` (or the first
+    :meth:`submit`). Handles do not carry the job id, so they stay compatible with the
+    delivery ids the ledger already holds; they are polled on the currently resolved job.
+    """
+
+    kind = "jet"
+
+    def __init__(
+        self,
+        client: JetClient,
+        job: str,
+        profile_root: Path,
+        *,
+        delivery_timeout_s: float = 86400.0,
+        close_client: bool = True,
+    ) -> None:
+        self._client = client
+        self._job_ref = job
+        self._profile_root = profile_root
+        self._timeout_s = delivery_timeout_s
+        self._close_client = close_client
+        self._job_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"JetTarget(job={self._job_ref!r}, profile_root={str(self._profile_root)!r})"
+
+    async def check(self) -> TargetStatus:
+        """Resolve the job (id, else unique name) and report paused / not manual."""
+        try:
+            job = await self._resolve()
+        except JetForbiddenError as exc:
+            return TargetStatus(False, problem=f"forbidden (403): {exc.body or exc}")
+        if isinstance(job, str):
+            return TargetStatus(False, problem=job)
+        if not job.is_manual:
+            problem = "job has a HOT_FOLDER trigger: jetwatch needs a manual job"
+            return TargetStatus(False, job.paused, problem, job.job_id)
+        return TargetStatus(not job.paused, job.paused, "", job.job_id)
+
+    async def submit(self, objects: Sequence[SubmitObject]) -> str:
+        """POST one delivery of ``objects``; raises the client's errors (see base.py)."""
+        job_id = await self._job_id_or_raise()
+        delivery = await self._client.create_delivery(job_id, self.delivery_objects(objects))
+        return delivery.delivery_id
+
+    async def poll(self, handle: str, objects: int, age_s: float) -> Progress:
+        """GET the delivery; a failure's detail lists its transfers' error messages."""
+        job_id = await self._job_id_or_raise()
+        delivery = await self._client.get_delivery(job_id, handle)
+        progress = judge_delivery(delivery, objects, age_s, self._timeout_s)
+        if not (progress.done and progress.failed):
+            return progress
+        messages = await self._transfer_errors(job_id, delivery)
+        if not messages:
+            return progress
+        return replace(progress, detail=f"{progress.detail}: {'; '.join(messages)}")
+
+    async def find_submission(
+        self, objects: Sequence[SubmitObject], known_handles: set[str]
+    ) -> str | None:
+        """A delivery of the job, not yet known, whose objects are exactly these."""
+        job_id = await self._job_id_or_raise()
+        wanted = {o.relative_path for o in self.delivery_objects(objects)}
+        job = await self._client.get_job(job_id)
+        unknown = [d for d in job.delivery_ids if d not in known_handles]
+        # The order of a job's delivery list is not documented: look at both ends.
+        edges = unknown[:IN_DOUBT_LOOKBACK] + unknown[-IN_DOUBT_LOOKBACK:]
+        for delivery_id in dict.fromkeys(edges):
+            try:
+                delivery = await self._client.get_delivery(job_id, delivery_id)
+            except JetNotFoundError:
+                continue
+            found = delivery.objects
+            if found is not None and {o.relative_path for o in found} == wanted:
+                log.info("jet_submission_found", job_id=job_id, delivery_id=delivery_id)
+                return delivery_id
+        return None
+
+    async def aclose(self) -> None:
+        if self._close_client:
+            await self._client.close()
+
+    def delivery_objects(self, objects: Sequence[SubmitObject]) -> list[DeliveryObject]:
+        """The wire objects of a batch, paths relative to the profile root."""
+        return [
+            DeliveryObject(
+                relative_path=relative_path(self._profile_root, o.local_path),
+                size_in_bytes=o.size,
+            )
+            for o in objects
+        ]
+
+    async def _resolve(self) -> Job | str:
+        """The job the reference names, read fresh; a string says why there is none."""
+        jobs = await self._client.list_jobs()
+        matches = [job for job in jobs if job.job_id == self._job_ref]
+        if not matches:
+            matches = [job for job in jobs if job.name == self._job_ref]
+        if not matches:
+            return f"no job with id or name {self._job_ref!r}"
+        if len(matches) > 1:
+            ids = ", ".join(job.job_id for job in matches)
+            return f"job name {self._job_ref!r} is ambiguous ({ids}): use the job id"
+        try:
+            # The list may omit fields (paused, triggers): read the job itself.
+            job = await self._client.get_job(matches[0].job_id)
+        except JetNotFoundError:
+            return f"job {matches[0].job_id} disappeared"
+        self._job_id = job.job_id
+        return job
+
+    async def _job_id_or_raise(self) -> str:
+        if self._job_id is None:
+            found = await self._resolve()
+            if isinstance(found, str):
+                raise JetNotFoundError(found, status=404)
+        assert self._job_id is not None
+        return self._job_id
+
+    async def _transfer_errors(self, job_id: str, delivery: Delivery) -> list[str]:
+        """Error messages of the delivery's first transfers (the API counts, not per file)."""
+        messages: list[str] = []
+        for transfer_id in delivery.transfer_ids[:MAX_ERROR_TRANSFERS]:
+            try:
+                transfer = await self._client.get_transfer(job_id, transfer_id)
+            except JetError:
+                continue  # the counts already say it failed; the detail is a courtesy
+            error = transfer.error
+            if error is not None and (error.message or error.reason):
+                parts = [p for p in (error.message, error.reason) if p]
+                messages.append(" – ".join(parts))
+        return messages

@@ -1,0 +1,1 @@
+"""Fakes of third-party layers we cannot run in tests (vendor modules)."""
