@@ -9,6 +9,7 @@ are removed up to, never including, the watched folder.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import time
@@ -47,7 +48,7 @@ def move_file(source: Path, target: Path) -> Path:
     try:
         os.rename(source, final)
     except OSError as exc:
-        if exc.errno != 18:  # EXDEV: another filesystem
+        if exc.errno != errno.EXDEV:  # another filesystem
             raise
         tmp = final.with_name(f".{final.name}.jetwatch-tmp")
         shutil.copy2(source, tmp)
@@ -84,6 +85,11 @@ def apply_action(folder: FolderSettings, row: FileRow) -> str:
         if not is_same_version(source, row):
             return "changed since delivery: left for the next delivery"
     except FileNotFoundError:
+        if not folder.path.is_dir():
+            # A share that dropped hides its files: not gone, retried until it is back.
+            raise FileNotFoundError(
+                errno.ENOENT, "watched folder unavailable", str(folder.path)
+            ) from None
         return "already gone"
     if action == "delete":
         source.unlink()
@@ -130,10 +136,16 @@ class PostActions:
     """Applies post-actions to TRANSFERRED and FAILED files; retries errors."""
 
     def __init__(
-        self, ledger: LedgerStore, folders: Callable[[], Mapping[str, FolderSettings]]
+        self,
+        ledger: LedgerStore,
+        folders: Callable[[], Mapping[str, FolderSettings]],
+        *,
+        on_done: Callable[[], None] = lambda: None,
     ) -> None:
         self._ledger = ledger
         self._folders = folders
+        # A newer version of a path waits until the older one is DONE: tell the deliverer.
+        self._on_done = on_done
         self._wake = asyncio.Event()
         self._retry_at: dict[int, float] = {}
 
@@ -147,7 +159,6 @@ class PostActions:
                 busy = await self.run_once(time.time())
             except LedgerUnavailableError as exc:
                 log.error("ledger_unavailable", error=str(exc))
-                metrics.LEDGER_ERRORS.inc()
                 busy = False
             if busy:
                 continue
@@ -173,6 +184,7 @@ class PostActions:
             log.info("post_action", folder=row.folder, path=row.relpath, result=result)
         if done:
             self._ledger.mark_done(done, time.time())
+            self._on_done()
         if handled:
             self._ledger.mark_failed_handled(handled, time.time())
         return len(done) + len(handled) >= 500

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -26,19 +27,23 @@ from jetwatch.errors import (
     JetJobPausedError,
     JetNotFoundError,
     JetOutcomeUnknownError,
+    JetProtocolError,
     JetRejectedError,
     LedgerUnavailableError,
 )
 from jetwatch.jet.client import JetClient
 from jetwatch.jet.models import Delivery, DeliveryObject
 from jetwatch.jobs import JobRegistry
-from jetwatch.ledger import BatchRow, FileRow, LedgerStore
+from jetwatch.ledger import BatchRow, FileRow, FileState, LedgerStore
 from jetwatch.retry import backoff_s, plan_retry
 from jetwatch.wakeup import sleep_or_wake
 
 log = structlog.get_logger(__name__)
 
 IN_DOUBT_LOOKBACK = 50  # newest unknown deliveries of a job examined to resolve a batch
+FOLDER_HELD = "folder unavailable"  # held_reason prefix of batches this loop releases itself
+FOLDER_RECHECK_S = 1.0  # how often a held folder's root is looked at again (one stat)
+UNRESOLVED_RECHECK_S = 1.0  # batches waiting for the API or their job to resolve
 
 
 def object_path(folder: FolderSettings, relpath: str) -> str:
@@ -77,6 +82,7 @@ class Deliverer:
         folders: Callable[[], Mapping[str, FolderSettings]],
         *,
         on_submitted: Callable[[], None] = lambda: None,
+        on_gone: Callable[[str, Sequence[FileRow]], None] = lambda label, rows: None,
         max_concurrent_posts: int = 4,
     ) -> None:
         self._ledger = ledger
@@ -84,10 +90,14 @@ class Deliverer:
         self._jobs = jobs
         self._folders = folders
         self._on_submitted = on_submitted
+        self._on_gone = on_gone  # the folder's intake forgets them: back unchanged = sent
         self._posts = asyncio.Semaphore(max_concurrent_posts)
         self._wake = asyncio.Event()
         self._stopping = False
-        self._in_doubt_checked = False
+        self._posting: set[int] = set()  # SUBMITTING in this process: a POST is on its way
+        self._in_doubt_at = 0.0  # when SUBMITTING batches may be resolved (again)
+        self._in_doubt_failures = 0
+        self._folders_at = 0.0  # when folder-held batches are looked at again
 
     def wake(self) -> None:
         """New stable files, a released hold or a config reload: look again now."""
@@ -105,7 +115,6 @@ class Deliverer:
                 next_at = await self.run_once(time.time())
             except LedgerUnavailableError as exc:
                 log.error("ledger_unavailable", error=str(exc))
-                metrics.LEDGER_ERRORS.inc()
                 next_at = time.time() + 2.0
             delay = 5.0 if next_at is None else max(0.0, next_at - time.time())
             if self._stopping:
@@ -115,13 +124,37 @@ class Deliverer:
     async def run_once(self, now: float) -> float | None:
         """Form due batches, resolve in-doubt ones, submit open ones; next wake-up time."""
         next_at = self.form_batches(now)
-        if self._jobs.api_ok and not self._in_doubt_checked:
-            await self.resolve_in_doubt()
-            self._in_doubt_checked = True
+        candidates = [next_at, self._release_folder_holds(now)]
+        if self._jobs.api_ok:
+            candidates.append(await self._resolve_due(now))
+        elif self._ledger.in_doubt_batches():
+            candidates.append(now + UNRESOLVED_RECHECK_S)  # resolve soon after the API is up
         await self.submit_open(now)
-        ledger_next = self._ledger.next_open_at()
-        candidates = [t for t in (next_at, ledger_next) if t is not None]
-        return min(candidates) if candidates else None
+        # Set during this round: a POST that stayed in doubt, a batch held for its folder.
+        candidates += [t for t in (self._in_doubt_at, self._folders_at) if t > now]
+        for label, folder in self._folders().items():
+            due = self._ledger.next_open_at(label)
+            if due is not None and self._jobs.status(folder.job).job_id is None:
+                # Not sendable before the job resolves: looking again at once would spin.
+                due = max(due, now + UNRESOLVED_RECHECK_S)
+            candidates.append(due)
+        times = [t for t in candidates if t is not None]
+        return min(times) if times else None
+
+    async def _resolve_due(self, now: float) -> float | None:
+        """Resolve in-doubt batches when due; when to try again (None: nothing left).
+
+        They come from a crash, a POST whose outcome is unknown, or a ledger write that
+        failed after Jet accepted the delivery.
+        """
+        if now < self._in_doubt_at:
+            return self._in_doubt_at
+        if not await self.resolve_in_doubt():
+            self._in_doubt_failures = 0
+            return None
+        self._in_doubt_failures += 1
+        self._in_doubt_at = now + backoff_s(self._in_doubt_failures, 1.0, 60.0)
+        return self._in_doubt_at
 
     def form_batches(self, now: float) -> float | None:
         next_at: float | None = None
@@ -139,8 +172,16 @@ class Deliverer:
     async def submit_open(self, now: float) -> None:
         folders = self._folders()
         batches = [b for b in self._ledger.open_batches(now) if b.folder in folders]
-        if batches:
-            await asyncio.gather(*(self._submit_guarded(b, folders[b.folder]) for b in batches))
+        if not batches:
+            return
+        # Wait for every POST before raising: one left running would race the next round.
+        results = await asyncio.gather(
+            *(self._submit_guarded(b, folders[b.folder]) for b in batches),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _submit_guarded(self, batch: BatchRow, folder: FolderSettings) -> None:
         async with self._posts:
@@ -150,23 +191,23 @@ class Deliverer:
     async def submit(self, batch: BatchRow, folder: FolderSettings) -> None:
         """Post one OPEN batch; every outcome is written to the ledger."""
         job = self._jobs.status(folder.job)
+        if job.paused or job.problem:  # also a job the API says does not exist
+            reason = job.problem or "job paused"
+            self._ledger.mark_held(batch.id, reason, time.time())
+            log.warning("batch_held", batch_id=batch.id, folder=folder.label, reason=reason)
+            return
         if job.job_id is None:
             return  # not resolved yet (API down): stays OPEN, retried when it resolves
-        if job.paused or job.problem:
-            self._ledger.mark_held(batch.id, job.problem or "job paused", time.time())
-            log.warning(
-                "batch_held",
-                batch_id=batch.id,
-                folder=folder.label,
-                reason=job.problem or "job paused",
-            )
-            return
         files = self._present_files(batch, folder)
         if not files:
             return
         self._ledger.mark_submitting(batch.id, job.job_id, time.time())
-        with structlog.contextvars.bound_contextvars(batch_id=batch.id, folder=folder.label):
-            await self._post(batch, folder, job.job_id, files)
+        self._posting.add(batch.id)
+        try:
+            with structlog.contextvars.bound_contextvars(batch_id=batch.id, folder=folder.label):
+                await self._post(batch, folder, job.job_id, files)
+        finally:
+            self._posting.discard(batch.id)
 
     async def _post(
         self, batch: BatchRow, folder: FolderSettings, job_id: str, files: list[FileRow]
@@ -174,9 +215,12 @@ class Deliverer:
         now = time.time()
         try:
             delivery = await self._client.create_delivery(job_id, batch_objects(folder, files))
-        except JetOutcomeUnknownError as exc:
+        except (JetOutcomeUnknownError, JetProtocolError) as exc:
+            # A garbled answer is still an answer: Jet may well have created the delivery.
             log.warning("delivery_outcome_unknown", error=str(exc))
-            await self._resolve_one(self._ledger.batch(batch.id), folder)
+            if not await self._resolve_one(self._ledger.batch(batch.id), folder):
+                self._in_doubt_failures += 1
+                self._in_doubt_at = time.time() + backoff_s(self._in_doubt_failures, 1.0, 60.0)
         except JetJobPausedError:
             self._hold(batch, folder, "job paused", paused=True)
         except JetNotFoundError:
@@ -198,24 +242,52 @@ class Deliverer:
     ) -> None:
         self._ledger.mark_submitted(batch.id, delivery.delivery_id, time.time())
         metrics.FILES_SUBMITTED.labels(folder.label).inc(len(files))
+        size = sum(f.size for f in files)
         log.info(
-            "delivery_submitted",
-            delivery_id=delivery.delivery_id,
-            files=len(files),
-            bytes=sum(f.size for f in files),
+            "delivery_submitted", delivery_id=delivery.delivery_id, files=len(files), bytes=size
         )
         self._on_submitted()
 
     def _present_files(self, batch: BatchRow, folder: FolderSettings) -> list[FileRow]:
-        """Files of the batch still on disk as settled; the others are GONE (not sent)."""
-        files = self._ledger.batch_files(batch.id)
-        gone = [f for f in files if not _unchanged(folder.path, f)]
+        """Files of the batch still on disk as settled; the others are GONE (not sent).
+
+        A missing or unreadable folder (a share that dropped) proves nothing about its
+        files: the batch is HELD until the folder is back.
+        """
+        files = live_files(self._ledger.batch_files(batch.id))
+        present, gone, problem = check_files(folder.path, files)
+        if problem:
+            reason = f"{FOLDER_HELD}: {problem}"
+            self._ledger.mark_held(batch.id, reason, time.time())
+            self._folders_at = max(self._folders_at, time.time() + FOLDER_RECHECK_S)
+            log.warning("batch_held", batch_id=batch.id, folder=folder.label, reason=reason)
+            return []
         if gone:
             self._ledger.mark_gone([f.id for f in gone], time.time())
+            self._on_gone(folder.label, gone)
             metrics.FILES_VANISHED.labels(folder.label).inc(len(gone))
             for f in gone:
                 log.warning("file_gone_before_submit", folder=folder.label, path=f.relpath)
-        return [f for f in files if f.id not in {g.id for g in gone}]
+        return present
+
+    def _release_folder_holds(self, now: float) -> float | None:
+        """Release batches held for an unavailable folder once it is back; next look."""
+        if now < self._folders_at:
+            return self._folders_at
+        folders = self._folders()
+        held = [
+            b
+            for b in self._ledger.held_batches()
+            if (b.held_reason or "").startswith(FOLDER_HELD) and b.folder in folders
+        ]
+        back = [b.id for b in held if folder_problem(folders[b.folder].path) is None]
+        if back:
+            released = self._ledger.release_held(back, now)
+            log.info("batches_released", reason="folder available again", batches=released)
+        if len(back) == len(held):
+            return None
+        self._folders_at = now + FOLDER_RECHECK_S
+        return self._folders_at
 
     def _hold(
         self, batch: BatchRow, folder: FolderSettings, reason: str, *, paused: bool = False
@@ -241,41 +313,55 @@ class Deliverer:
             "batch_failed", reason=reason, retries=len(plan.retries), given_up=len(plan.give_up)
         )
 
-    async def resolve_in_doubt(self) -> None:
-        """After a crash: settle every SUBMITTING batch before posting anything new."""
+    async def resolve_in_doubt(self) -> int:
+        """Settle every SUBMITTING batch no POST of ours is waiting for; how many remain."""
         folders = self._folders()
+        unresolved = 0
         for batch in self._ledger.in_doubt_batches():
             folder = folders.get(batch.folder)
-            if folder is not None:
-                await self._resolve_one(batch, folder)
+            if folder is not None and batch.id not in self._posting:
+                unresolved += not await self._resolve_one(batch, folder)
+        return unresolved
 
-    async def _resolve_one(self, batch: BatchRow, folder: FolderSettings) -> None:
-        """Adopt the job's delivery with exactly this batch's objects, else post again."""
+    async def _resolve_one(self, batch: BatchRow, folder: FolderSettings) -> bool:
+        """Adopt the job's delivery with exactly this batch's objects, else post again.
+
+        False when Jet could not be asked: the batch stays SUBMITTING and is tried again.
+        """
         if batch.job_id is None:
             self._reopen(batch, time.time(), "in doubt without a job id")
-            return
-        files = self._ledger.batch_files(batch.id)
+            return True
+        # Only files that were in the POST: GONE ones were dropped from it before sending.
+        files = live_files(self._ledger.batch_files(batch.id))
         wanted = {o.relative_path for o in batch_objects(folder, files)}
         try:
             found = await self._find_delivery(batch.job_id, wanted)
         except JetError as exc:
             log.warning("in_doubt_unresolved", batch_id=batch.id, error=str(exc))
-            return  # stays SUBMITTING; retried on the next start or round
+            return False
         if found is not None:
             log.info("in_doubt_adopted", batch_id=batch.id, delivery_id=found.delivery_id)
             self._accepted(batch, folder, files, found)
         else:
             log.info("in_doubt_not_found", batch_id=batch.id)
             self._reopen(batch, time.time(), "not received by Jet: posting again")
+            self.wake()
+        return True
 
     async def _find_delivery(self, job_id: str, wanted: set[str]) -> Delivery | None:
-        job = await self._client.get_job(job_id)
+        try:
+            job = await self._client.get_job(job_id)
+        except JetNotFoundError:
+            return None  # the job is gone: posting again meets the 404 and holds the batch
         known = self._ledger.known_delivery_ids()
         unknown = [d for d in job.delivery_ids if d not in known]
         # The order of a job's delivery list is not documented: look at both ends.
         edges = unknown[:IN_DOUBT_LOOKBACK] + unknown[-IN_DOUBT_LOOKBACK:]
         for delivery_id in dict.fromkeys(edges):
-            delivery = await self._client.get_delivery(job_id, delivery_id)
+            try:
+                delivery = await self._client.get_delivery(job_id, delivery_id)
+            except JetNotFoundError:
+                continue
             if (
                 delivery.objects is not None
                 and {o.relative_path for o in delivery.objects} == wanted
@@ -284,9 +370,37 @@ class Deliverer:
         return None
 
 
-def _unchanged(root: Path, row: FileRow) -> bool:
+def live_files(files: Sequence[FileRow]) -> list[FileRow]:
+    """The rows of a batch that are still to be (or were) sent: not GONE."""
+    return [f for f in files if f.state != FileState.GONE]
+
+
+def folder_problem(root: Path) -> str | None:
+    """Why the folder cannot be looked into now (missing, not a directory), or None."""
     try:
-        st = os.stat(root / row.relpath, follow_symlinks=False)
-    except OSError:
-        return False
-    return (st.st_size, st.st_mtime_ns, st.st_ino) == (row.size, row.mtime_ns, row.inode)
+        st = os.stat(root)
+    except OSError as exc:
+        return f"{root}: {exc.strerror or exc}"
+    return None if stat.S_ISDIR(st.st_mode) else f"{root}: not a directory"
+
+
+def check_files(
+    root: Path, files: Sequence[FileRow]
+) -> tuple[list[FileRow], list[FileRow], str | None]:
+    """(unchanged files, files gone or changed, why nothing can be judged now)."""
+    problem = folder_problem(root)
+    if problem is not None:
+        return [], [], problem
+    present: list[FileRow] = []
+    gone: list[FileRow] = []
+    for row in files:
+        try:
+            st = os.stat(root / row.relpath, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            gone.append(row)
+            continue
+        except OSError as exc:  # EACCES, EIO, ESTALE: unknown, not gone
+            return [], [], f"{row.relpath}: {exc.strerror or exc}"
+        same = (st.st_size, st.st_mtime_ns, st.st_ino) == (row.size, row.mtime_ns, row.inode)
+        (present if same and stat.S_ISREG(st.st_mode) else gone).append(row)
+    return present, gone, None

@@ -20,7 +20,7 @@ from jetwatch import metrics
 from jetwatch.config import FolderSettings
 from jetwatch.errors import LedgerUnavailableError
 from jetwatch.filters import PathFilter, name_problem
-from jetwatch.ledger import FileKey, LedgerStore, key_fingerprint
+from jetwatch.ledger import FileKey, FileRow, LedgerStore, key_fingerprint
 from jetwatch.scan import stat_paths
 from jetwatch.settle import FileStat, Settler
 from jetwatch.wakeup import sleep_or_wake
@@ -59,16 +59,23 @@ class FolderIntake:
         )
         self._known: set[int] = set()
         self._dirty: set[str] = set()
-        self._unrecorded: list[FileStat] = []
+        # Settled, not yet in the ledger (it cannot be written): the newest stat per path,
+        # so scans repeated while the disk is full do not pile up copies.
+        self._unrecorded: dict[str, FileStat] = {}
         self._bad_names: set[str] = set()
         self._wake = asyncio.Event()
         self._first_scan = asyncio.Event()
         self._state = WatchState(WatchMode.SCAN, "starting", time.time())
         self._blocked = ""
-        self.watch = FolderWatch(
+        self._watcher_failure = ""  # set once the event library failed: scanning since
+        self.watch = self._new_watch(folder.poll)
+
+    def _new_watch(self, poll: str) -> FolderWatch:
+        folder = self.folder
+        return FolderWatch(
             name=self.label,
             root=folder.path,
-            poll=folder.poll,
+            poll=poll,
             scan_interval_s=folder.scan_interval_seconds,
             reconcile_s=folder.reconcile_seconds,
             accept=self._filter,
@@ -82,15 +89,21 @@ class FolderIntake:
 
     @property
     def health(self) -> IntakeHealth:
-        return IntakeHealth(
-            self._first_scan.is_set(), str(self._state.mode), self._state.reason, self._blocked
-        )
+        reason = self._state.reason
+        if self._watcher_failure and self._state.mode == WatchMode.SCAN:
+            reason = f"{self._watcher_failure}; scanning instead"
+        return IntakeHealth(self._first_scan.is_set(), str(self._state.mode), reason, self._blocked)
 
     def oldest_pending_since(self) -> float | None:
         oldest = self._settler.oldest_since()
         if self._unrecorded:
             return time.time() if oldest is None else oldest
         return oldest
+
+    def forget(self, keys: Iterable[FileKey | FileRow]) -> None:
+        """Files found GONE before they were sent: if they come back unchanged, look again."""
+        for k in keys:
+            self._known.discard(key_fingerprint(k.relpath, k.size, k.mtime_ns, k.inode))
 
     async def wait_first_scan(self) -> None:
         await self._first_scan.wait()
@@ -99,8 +112,29 @@ class FolderIntake:
         self._known = await asyncio.to_thread(self._ledger.known_fingerprints, self.label)
         log.info("intake_started", folder=self.label, known_files=len(self._known))
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.watch.run(), name=f"watch:{self.label}")
+            tg.create_task(self._watch_loop(), name=f"watch:{self.label}")
             tg.create_task(self._settle_loop(), name=f"settle:{self.label}")
+
+    async def _watch_loop(self) -> None:
+        """Run the watcher; if the event library itself fails, keep the folder by scanning.
+
+        watchfiles raises from its worker (wrapped in an ExceptionGroup by anyio) e.g. for a
+        file name that is not UTF-8: one odd name must not stop every folder of the daemon.
+        """
+        while True:
+            try:
+                await self.watch.run()
+            except* (OSError, RuntimeError) as group:
+                if self._watcher_failure or self.watch.state.mode != WatchMode.EVENTS:
+                    raise  # not the event library: a bug the process must see
+                self._watcher_failure = f"event watcher failed: {_first_leaf(group)}"
+            log.error(
+                "watch_fallback_to_scan",
+                folder=self.label,
+                reason=self._watcher_failure,
+                scan_interval_s=self.folder.scan_interval_seconds,
+            )
+            self.watch = self._new_watch("scan")
 
     async def _settle_loop(self) -> None:
         while True:
@@ -126,7 +160,7 @@ class FolderIntake:
                 if self._settler.vanished(relpath):
                     metrics.FILES_VANISHED.labels(self.label).inc()
                     log.info("file_vanished_before_settle", folder=self.label, path=relpath)
-        self._unrecorded.extend(self._settler.ready(now))
+        self._unrecorded.update((st.relpath, st) for st in self._settler.ready(now))
         if self._unrecorded:
             self._record(now)
         return now
@@ -141,6 +175,8 @@ class FolderIntake:
         for st in stats:
             if key_fingerprint(st.relpath, st.size, st.mtime_ns, st.inode) in self._known:
                 continue
+            if self._unrecorded.get(st.relpath) == st:
+                continue  # settled already, waiting for the ledger
             if st.relpath not in self._settler:
                 metrics.FILES_DETECTED.labels(self.label).inc()
             has_marker = bool(marker) and self._marker_present(st.relpath)
@@ -152,20 +188,19 @@ class FolderIntake:
         return path.with_name(path.name + marker).exists() or path.with_name(marker).exists()
 
     def _record(self, now: float) -> None:
-        keys = [FileKey(s.relpath, s.size, s.mtime_ns, s.inode) for s in self._unrecorded]
+        keys = [FileKey(s.relpath, s.size, s.mtime_ns, s.inode) for s in self._unrecorded.values()]
         try:
             new_ids = self._ledger.add_stable(self.label, keys, now)
         except LedgerUnavailableError as exc:
             if not self._blocked:
                 log.error("intake_blocked", folder=self.label, error=str(exc), waiting=len(keys))
             self._blocked = f"ledger unavailable: {exc}"
-            metrics.LEDGER_ERRORS.inc()
             return
         if self._blocked:
             log.info("intake_resumed", folder=self.label, recorded=len(keys))
             self._blocked = ""
         self._known.update(key_fingerprint(k.relpath, k.size, k.mtime_ns, k.inode) for k in keys)
-        self._unrecorded = []
+        self._unrecorded = {}
         if new_ids:
             metrics.FILES_SETTLED.labels(self.label).inc(len(new_ids))
             log.debug("files_settled", folder=self.label, count=len(new_ids))
@@ -174,8 +209,15 @@ class FolderIntake:
     # watcher callbacks (run on the event loop)
     def _hints(self, paths: set[str]) -> None:
         for relpath in paths:
-            if self._filter(relpath) and name_problem(relpath) is None:
+            if not self._filter(relpath):
+                continue
+            problem = name_problem(relpath)
+            if problem is None:
                 self._dirty.add(relpath)
+            else:
+                # Scans report these too, but in EVENTS mode the next full scan may be
+                # many minutes away: say so when the file arrives.
+                self._bad_name(relpath, problem)
         if self._dirty:
             self._wake.set()
 
@@ -219,3 +261,11 @@ class FolderIntake:
             self._bad_names.add(relpath)
         metrics.FILES_IGNORED.labels(self.label, problem).inc()
         log.warning("file_name_skipped", folder=self.label, path=ascii(relpath), problem=problem)
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first non-group exception inside ``group`` (anyio nests them)."""
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first

@@ -19,7 +19,7 @@ from jetwatch.config import FolderSettings
 from jetwatch.errors import JetError, JetNotFoundError, LedgerUnavailableError
 from jetwatch.jet.client import JetClient
 from jetwatch.jet.models import Delivery, DeliveryState
-from jetwatch.ledger import BatchRow, LedgerStore
+from jetwatch.ledger import BatchRow, FileState, LedgerStore
 from jetwatch.retry import plan_retry
 from jetwatch.wakeup import sleep_or_wake
 
@@ -96,7 +96,6 @@ class Tracker:
                 next_at = await self.run_once(time.time())
             except LedgerUnavailableError as exc:
                 log.error("ledger_unavailable", error=str(exc))
-                metrics.LEDGER_ERRORS.inc()
                 next_at = time.time() + 2.0
             delay = self._poll_max_s if next_at is None else max(0.05, next_at - time.time())
             await sleep_or_wake(self._wake, delay)
@@ -116,7 +115,14 @@ class Tracker:
                 due.append(batch)
         self._update_gauges(batches)
         if due:
-            await asyncio.gather(*(self._poll_guarded(b) for b in due))
+            # Wait for every poll before raising: one left running could record its batch
+            # while the next round polls it again.
+            results = await asyncio.gather(
+                *(self._poll_guarded(b) for b in due), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
         pending = [s.next_at for s in self._schedule.values()]
         return min(pending) if pending else None
 
@@ -191,7 +197,8 @@ class Tracker:
         folder = self._folders().get(batch.folder)
         max_attempts = folder.max_attempts if folder else 5
         backoff = folder.retry_backoff_seconds if folder else 5.0
-        files = self._ledger.batch_files(batch.id)
+        # Files that vanished before the POST were never part of this attempt.
+        files = [f for f in self._ledger.batch_files(batch.id) if f.state != FileState.GONE]
         plan = plan_retry(batch, files, max_attempts, backoff, now)
         self._ledger.fail_batch(batch.id, reason, now, plan.retries, plan.give_up)
         self._schedule.pop(batch.id, None)

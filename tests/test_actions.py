@@ -1,0 +1,140 @@
+"""Post-actions on real files: no overwrite, tidy directories, changed files and dropped shares."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from jetwatch.actions import PostActions, apply_action, free_name, move_file, prune_empty_dirs
+from jetwatch.config import FolderSettings
+from jetwatch.ledger import FileKey, FileRow, FileState
+from jetwatch.ledger_sqlite import SqliteLedger
+from tests.ledger_fixtures import delivered
+
+
+def row_for(folder: Path, relpath: str, state: FileState = FileState.TRANSFERRED) -> FileRow:
+    st = (folder / relpath).stat()
+    return FileRow(
+        7, "f", relpath, st.st_size, st.st_mtime_ns, st.st_ino, state, 1, 1, 0.0, 0.0, None,
+        False,
+    )  # fmt: skip
+
+
+def make(path: Path, data: bytes = b"data") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_free_name_adds_a_number_before_the_extensions(tmp_path: Path) -> None:
+    """A taken name gets ``.1``, ``.2`` ... before its extensions; a free one is kept."""
+    assert free_name(tmp_path / "a.tar.gz") == tmp_path / "a.tar.gz"
+    make(tmp_path / "a.tar.gz")
+    make(tmp_path / "a.1.tar.gz")
+    assert free_name(tmp_path / "a.tar.gz") == tmp_path / "a.2.tar.gz"
+    make(tmp_path / "noext")
+    assert free_name(tmp_path / "noext") == tmp_path / "noext.1"
+
+
+def test_move_never_overwrites(tmp_path: Path) -> None:
+    """Moving onto a taken name keeps both files."""
+    source = make(tmp_path / "in" / "clip.mov", b"new")
+    make(tmp_path / "done" / "clip.mov", b"old")
+    final = move_file(source, tmp_path / "done" / "clip.mov")
+    assert final == tmp_path / "done" / "clip.1.mov"
+    assert final.read_bytes() == b"new"
+    assert (tmp_path / "done" / "clip.mov").read_bytes() == b"old"
+    assert not source.exists()
+
+
+def test_prune_stops_below_the_root(tmp_path: Path) -> None:
+    """Empty directories are removed upwards, the watched folder never, non-empty ones stay."""
+    root = tmp_path / "watched"
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    make(root / "keep" / "x")
+    prune_empty_dirs(root / "a" / "b" / "c", root)
+    assert sorted(p.name for p in root.iterdir()) == ["keep"]
+    prune_empty_dirs(root, root)
+    assert root.is_dir()
+
+
+def test_delete_of_the_last_file_keeps_the_root(tmp_path: Path) -> None:
+    """Deleting the only file of the folder leaves the (now empty) folder in place."""
+    folder = FolderSettings(path=tmp_path / "w", job="j", post_action="delete")
+    make(folder.path / "only.txt")
+    assert apply_action(folder, row_for(folder.path, "only.txt")) == "deleted"
+    assert folder.path.is_dir()
+    assert list(folder.path.iterdir()) == []
+
+
+def test_changed_file_is_left_alone(tmp_path: Path) -> None:
+    """A file rewritten after it was delivered is a new version: neither moved nor deleted."""
+    for action in ("delete", "move"):
+        folder = FolderSettings(
+            path=tmp_path / action, job="j", post_action=action, done_dir=tmp_path / "done"
+        )
+        make(folder.path / "a.txt", b"v1")
+        row = row_for(folder.path, "a.txt")
+        make(folder.path / "a.txt", b"version 2")
+        assert apply_action(folder, row).startswith("changed since delivery")
+        assert (folder.path / "a.txt").read_bytes() == b"version 2"
+
+
+def test_file_already_gone_counts_as_done(tmp_path: Path) -> None:
+    """A delivered file someone else removed needs no action."""
+    folder = FolderSettings(path=tmp_path / "w", job="j", post_action="delete")
+    make(folder.path / "a.txt")
+    row = row_for(folder.path, "a.txt")
+    (folder.path / "a.txt").unlink()
+    assert apply_action(folder, row) == "already gone"
+
+
+def test_missing_folder_is_an_error_to_retry_not_done(tmp_path: Path) -> None:
+    """With the share away the file is not gone: the action fails now and is retried later."""
+    folder = FolderSettings(path=tmp_path / "w", job="j", post_action="delete")
+    make(folder.path / "a.txt")
+    row = row_for(folder.path, "a.txt")
+    folder.path.rename(tmp_path / "away")
+    with pytest.raises(FileNotFoundError, match="watched folder unavailable"):
+        apply_action(folder, row)
+
+
+def test_failed_file_moves_to_failed_dir_only_when_configured(tmp_path: Path) -> None:
+    """A given-up file goes to failed_dir (keeping its path), or stays without one."""
+    kept = FolderSettings(path=tmp_path / "k", job="j", post_action="delete")
+    make(kept.path / "sub" / "bad.bin")
+    assert apply_action(kept, row_for(kept.path, "sub/bad.bin", FileState.FAILED)) == "kept"
+    moved = FolderSettings(path=tmp_path / "m", job="j", failed_dir=tmp_path / "failed")
+    make(moved.path / "sub" / "bad.bin")
+    result = apply_action(moved, row_for(moved.path, "sub/bad.bin", FileState.FAILED))
+    assert result.startswith("moved to")
+    assert (tmp_path / "failed" / "sub" / "bad.bin").exists()
+    assert not (moved.path / "sub").exists()
+
+
+async def test_post_actions_retry_while_the_share_is_away(
+    sqlite_ledger: SqliteLedger, tmp_path: Path
+) -> None:
+    """The loop records the error (visible in status), acts once the folder is back, says so."""
+    folder = FolderSettings(path=tmp_path / "w", job="j", name="f", post_action="delete")
+    make(folder.path / "a.txt")
+    st = (folder.path / "a.txt").stat()
+    now = time.time()
+    delivered(sqlite_ledger, "f", [FileKey("a.txt", st.st_size, st.st_mtime_ns, st.st_ino)], now)
+    done_calls: list[None] = []
+    actions = PostActions(
+        sqlite_ledger, lambda: {"f": folder}, on_done=lambda: done_calls.append(None)
+    )
+    folder.path.rename(tmp_path / "away")
+    await actions.run_once(now)
+    assert done_calls == []
+    [error] = sqlite_ledger.snapshot(now).action_errors
+    assert error.relpath == "a.txt"
+    assert "unavailable" in (error.error or "")
+    (tmp_path / "away").rename(folder.path)
+    await actions.run_once(now + 3600)  # past the retry time
+    assert sqlite_ledger.counts("f")["f"][FileState.DONE] == 1
+    assert not (folder.path / "a.txt").exists()
+    assert len(done_calls) == 1  # the deliverer is told: a newer version may go now
