@@ -28,7 +28,7 @@ from jetwatch.errors import ConfigError, LedgerError, LedgerUnavailableError
 from jetwatch.intake import FolderIntake
 from jetwatch.jet.client import JetClient
 from jetwatch.jobs import JobRegistry, JobStatus
-from jetwatch.ledger import LedgerStore
+from jetwatch.ledger import FileRow, LedgerStore
 from jetwatch.ledger_sqlite import SqliteLedger
 from jetwatch.lifecycle import Lifecycle
 from jetwatch.ops import LoopMonitor, OpsServer, Readiness
@@ -160,7 +160,7 @@ class Daemon:
             recheck_s=jet.job_recheck_seconds,
             on_change=self._job_changed,
         )
-        self.actions = PostActions(self.ledger, self.folders)
+        self.actions = PostActions(self.ledger, self.folders, on_done=self._wake_deliverer)
         self.tracker = Tracker(
             self.ledger,
             client,
@@ -172,7 +172,12 @@ class Daemon:
             on_finished=self._finished,
         )
         self.deliverer = Deliverer(
-            self.ledger, client, self.jobs, self.folders, on_submitted=self.tracker.wake
+            self.ledger,
+            client,
+            self.jobs,
+            self.folders,
+            on_submitted=self.tracker.wake,
+            on_gone=self._forget_gone,
         )
         self.monitor = LoopMonitor()
 
@@ -350,6 +355,16 @@ class Daemon:
     def _finished(self) -> None:
         self.actions.wake()
         self.deliverer.wake()
+
+    def _wake_deliverer(self) -> None:
+        # A finished post-action may free the next version of the same path.
+        self.deliverer.wake()
+
+    def _forget_gone(self, label: str, rows: Sequence[FileRow]) -> None:
+        # Files gone before their POST: if they come back unchanged they are offered again.
+        intake = self.intakes.get(label)
+        if intake is not None:
+            intake.forget(rows)
 
     async def _announce(self) -> None:
         """READY=1 once every folder had its first scan (or is down); then STATUS= lines."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -89,11 +90,17 @@ class SqliteLedger(BatchTransitions):
     # intake
 
     def known_fingerprints(self, folder: str) -> set[int]:
-        """Fingerprints (see ``key_fingerprint``) of every row of the folder, in any state."""
+        """Fingerprints (see ``key_fingerprint``) of the folder's rows, except GONE ones.
+
+        A GONE row was never submitted: if its file comes back unchanged it must be offered
+        again (``add_stable`` revives the row), e.g. after a share came back.
+        """
         with self._db.read() as conn:
             # The stored tuple is exactly what key_fingerprint hashes; rows stream, none kept.
             cursor = conn.execute(
-                "SELECT relpath, size, mtime_ns, inode FROM files WHERE folder = ?", (folder,)
+                "SELECT relpath, size, mtime_ns, inode FROM files "
+                "WHERE folder = ? AND state != 'GONE'",
+                (folder,),
             )
             return {hash(row) for row in cursor}
 
@@ -110,7 +117,8 @@ class SqliteLedger(BatchTransitions):
         """Record settled files; known keys are ignored. Returns the ids of new rows, in order.
 
         A new version of a path makes an older version still waiting in STABLE GONE: both
-        would send the same bytes, since a delivery names a path, not a version.
+        would send the same bytes, since a delivery names a path, not a version. A key whose
+        row is GONE (never submitted) is revived to STABLE and its id returned after the new.
         """
         if not keys:
             return []
@@ -134,6 +142,8 @@ class SqliteLedger(BatchTransitions):
                     "WHERE new.id > ? AND old.id < new.id AND +old.state = 'STABLE')",
                     (now, last_id),
                 )
+            if len(new_ids) < len(keys):
+                new_ids += _revive_gone(conn, folder, keys, now)
         return new_ids
 
     def mark_gone(self, file_ids: Sequence[int], now: float) -> int:
@@ -315,3 +325,20 @@ if TYPE_CHECKING:
 
     def _conforms(ledger: SqliteLedger) -> LedgerStore:  # mypy proves the Protocol is met
         return ledger
+
+
+def _revive_gone(
+    conn: sqlite3.Connection, folder: str, keys: Sequence[FileKey], now: float
+) -> list[int]:
+    """GONE → STABLE for keys that came back unchanged; only called when some key was known."""
+    revived = []
+    for k in keys:
+        row = conn.execute(
+            "UPDATE files SET state = 'STABLE', batch_id = NULL, stable_at = ?, updated_at = ?, "
+            "error = NULL WHERE folder = ? AND relpath = ? AND size = ? AND mtime_ns = ? "
+            "AND inode = ? AND state = 'GONE' RETURNING id",
+            (now, now, folder, k.relpath, k.size, k.mtime_ns, to_i64(k.inode)),
+        ).fetchone()
+        if row is not None:
+            revived.append(int(row[0]))
+    return revived

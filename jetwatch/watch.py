@@ -295,8 +295,11 @@ class FolderWatch:
                     changes = await anext(changes_iter)
                 except StopAsyncIteration:
                     return
-                except (OSError, RuntimeError) as exc:
-                    raise _WatcherFailed(f"event watcher failed: {exc}") from exc
+                except Exception as exc:
+                    # Whatever the native watcher raises (OSError, RuntimeError, a decode
+                    # error for a non-UTF-8 name wrapped in an ExceptionGroup) ends event
+                    # mode for this folder; scans take over and say why.
+                    raise _WatcherFailed(f"event watcher failed: {exc!r}") from exc
                 self._on_changes(changes)
         finally:
             await changes_iter.aclose()

@@ -108,15 +108,26 @@ def test_add_stable_handles_100k_keys_in_one_call(ledger: SqliteLedger) -> None:
     assert states(ledger) == {"STABLE": 100_000}
 
 
-def test_known_fingerprints_match_key_fingerprint_in_any_state(ledger: SqliteLedger) -> None:
-    """Fingerprints cover every row of the folder whatever its state, and only that folder."""
+def test_known_fingerprints_match_key_fingerprint_except_gone(ledger: SqliteLedger) -> None:
+    """Fingerprints cover the folder's rows except GONE ones (never sent), and only that folder."""
     keys = [*make_keys(3), FileKey("huge-inode.mxf", 1, 2, 2**64 - 1)]
     ids = ledger.add_stable(FOLDER, keys, T0)
     ledger.mark_gone([ids[0]], T0)
     ledger.add_stable("other", [FileKey("x", 1, 1, 1)], T0)
-    expected = {key_fingerprint(k.relpath, k.size, k.mtime_ns, k.inode) for k in keys}
+    expected = {key_fingerprint(k.relpath, k.size, k.mtime_ns, k.inode) for k in keys[1:]}
     assert ledger.known_fingerprints(FOLDER) == expected
     assert ledger.known_fingerprints("nobody") == set()
+
+
+def test_gone_file_back_unchanged_is_revived(ledger: SqliteLedger) -> None:
+    """A GONE row whose file returns with the same key is STABLE again and returned as new."""
+    keys = make_keys(2)
+    ids = ledger.add_stable(FOLDER, keys, T0)
+    ledger.create_batch(FOLDER, ids, T0)
+    ledger.mark_gone([ids[0]], T0 + 1)
+    assert ledger.add_stable(FOLDER, keys, T0 + 2) == [ids[0]]
+    revived = ledger.pending_stable(FOLDER)
+    assert [(r.id, r.state, r.batch_id) for r in revived] == [(ids[0], FileState.STABLE, None)]
 
 
 def test_is_known_is_exact(ledger: SqliteLedger) -> None:
