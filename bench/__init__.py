@@ -1,0 +1,1 @@
+"""Benchmarks of jetwatch against its peers; run with ``python -m bench.run --quick|--full``."""

@@ -1,0 +1,116 @@
+"""Peer watchers run as child processes: raw ``watchfiles.awatch`` and ``inotifywait``.
+
+Usage: ``python -m bench.scenarios._peers watchfiles|inotifywait ROOT [--per-file]``.
+Speaks JSON lines on stdout: ``{"kind": "ready"}`` once the watch is in place, then
+``seen`` lines (with ``--per-file``), and a ``summary`` when stopped with SIGTERM: how
+many distinct files it reported, when the first and the last report came.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from watchfiles import Change, awatch
+
+SUFFIX = ".dat"  # the bench's files; directories and other names are not counted
+
+
+def emit(kind: str, **data: Any) -> None:
+    print(json.dumps({"kind": kind, **data}), flush=True)
+
+
+def inotifywait_available() -> bool:
+    return shutil.which("inotifywait") is not None
+
+
+class Tally:
+    """Distinct files reported, and when."""
+
+    def __init__(self, root: str, per_file: bool) -> None:
+        self.prefix = root.rstrip("/") + "/"
+        self.per_file = per_file
+        self.seen: set[str] = set()
+        self.first_t: float | None = None
+        self.last_t: float | None = None
+        self.reports = 0
+
+    def note(self, path: str, t: float) -> None:
+        if not path.endswith(SUFFIX) or path in self.seen:
+            return
+        self.seen.add(path)
+        self.first_t = self.first_t or t
+        self.last_t = t
+        if self.per_file:
+            emit("seen", p=path.removeprefix(self.prefix), t=t)
+
+    def summary(self) -> None:
+        emit("summary", seen=len(self.seen), first_t=self.first_t, last_t=self.last_t,
+             reports=self.reports)  # fmt: skip
+
+
+async def watch_with_watchfiles(root: str, tally: Tally) -> None:
+    """awatch with its defaults (debounce 1600 ms, step 50 ms), as a user would call it."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    ready = False
+    async for changes in awatch(root, stop_event=stop, yield_on_timeout=True, rust_timeout=200):
+        if not ready:
+            ready = True
+            emit("ready")  # the first (timeout) yield comes after the watches exist
+        now = time.time()
+        tally.reports += 1 if changes else 0
+        for change, path in changes:
+            if change is not Change.deleted:
+                tally.note(path, now)
+
+
+def watch_with_inotifywait(root: str, tally: Tally) -> None:
+    """``inotifywait -m -r -e close_write``; each line is timed when it reaches us."""
+    proc = subprocess.Popen(
+        ["inotifywait", "-m", "-r", "-e", "close_write", "--format", "%w%f", root],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+    assert proc.stderr is not None
+    assert proc.stdout is not None
+    for line in proc.stderr:
+        if "Watches established" in line:
+            emit("ready")
+            break
+    for line in proc.stdout:
+        tally.reports += 1
+        tally.note(line.rstrip("\n"), time.time())
+    proc.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("tool", choices=["watchfiles", "inotifywait"])
+    parser.add_argument("root")
+    parser.add_argument("--per-file", action="store_true")
+    args = parser.parse_args()
+    root = os.path.abspath(args.root)
+    tally = Tally(root, args.per_file)
+    try:
+        if args.tool == "watchfiles":
+            asyncio.run(watch_with_watchfiles(root, tally))
+        else:
+            watch_with_inotifywait(root, tally)
+    finally:
+        tally.summary()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Idle cost: CPU (% of one core) and RSS of the daemon watching the big tree, nothing new."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from bench.scenarios._emulator import BenchEmulator
+from bench.scenarios._harness import Context, Result
+from bench.scenarios._tree import big_tree
+from bench.scenarios.startup import start_daemon
+
+NAME = "idle"
+CALM_S = 1.0  # after ready: let start-up work (token, job lookup, first polls) finish
+
+
+async def run(ctx: Context) -> Result:
+    tree = await big_tree(ctx)
+    window_s = ctx.size(10, 60)
+    result = Result(NAME, {"files": tree.files, "dirs": tree.dirs, "window_s": window_s})
+    timeout_s = 120 if ctx.quick else 600
+    async with BenchEmulator(ctx.work / "idle") as emu:
+        daemon, _job = await start_daemon(ctx, emu, tree, NAME)
+        try:
+            if await daemon.wait_event("ready", timeout_s) is None:
+                result.timeout(f"not ready within {timeout_s} s\n{daemon.tail()}")
+                return result
+            await asyncio.sleep(CALM_S)
+            if ctx.profile:
+                os.kill(daemon.pid, signal.SIGUSR2)  # profile the idle window only
+            cpu_before = daemon.cpu_s()
+            samples = []
+            for _ in range(window_s):
+                await asyncio.sleep(1.0)
+                samples.append(daemon.memory_mb()[0])
+            cpu_s = daemon.cpu_s() - cpu_before
+            rss_mb, peak_mb = daemon.memory_mb()
+            mode = daemon.find("watch_mode_chosen")
+        finally:
+            await daemon.stop()
+    result.add(f"CPU over {window_s} s (% of one core)", 100 * cpu_s / window_s, "%", target=1.0)
+    result.add("RSS at end of window", rss_mb, "MB", target=200.0)
+    result.add("RSS growth over window", samples[-1] - samples[0], "MB")
+    result.add("peak RSS (VmHWM, includes start-up)", peak_mb, "MB")
+    if mode is not None:
+        result.notes.append(f"watch mode: {mode.get('mode')} ({mode.get('reason')})")
+    result.notes.append("CPU is utime+stime of the daemon process, all threads (/proc/PID/stat)")
+    return result
