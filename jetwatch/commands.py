@@ -12,12 +12,15 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from jetwatch import logs
-from jetwatch.config import FolderSettings, Settings, load_settings
+from jetwatch.backends import Backends
+from jetwatch.config import SECRET_KEYS, TARGET_SECTIONS, FolderSettings, Settings, load_settings
 from jetwatch.errors import ConfigError, JetAuthError, JetError
 from jetwatch.jet.client import JetClient
-from jetwatch.jet.models import Job, StorageProfile
-from jetwatch.jobs import job_problem, match_job
+from jetwatch.jet.models import StorageProfile
 from jetwatch.ops import parse_listen
+from jetwatch.registry import api_name
+from jetwatch.targets.base import TargetStatus
+from jetwatch.targets.jetstream_api import MODULE_MISSING, module_available
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
 DAEMON_TIMEOUT_S = 2.0
@@ -32,9 +35,11 @@ class Finding:
     transient: bool = False
 
 
-def _load(path: Path | None, *, require_folders: bool = True) -> Settings | None:
+def _load(
+    path: Path | None, *, require_folders: bool = True, require_jet: bool = False
+) -> Settings | None:
     try:
-        settings = load_settings(path, require_folders=require_folders)
+        settings = load_settings(path, require_folders=require_folders, require_jet=require_jet)
     except ConfigError as exc:
         for key, message in exc.problems:
             print(f"config error: {key}: {message}", file=sys.stderr)
@@ -50,8 +55,11 @@ def command_logging(settings: Settings) -> None:
     """
     level = "debug" if settings.log.level == "debug" else "warning"
     logs.configure_logging(level, settings.log.format)
-    if settings.jet.client_secret is not None:
-        logs.register_secret(settings.jet.client_secret)
+    secrets = [settings.jet.client_secret]
+    secrets += [s.password for s in (settings.integration_manager, settings.jetstream) if s]
+    for secret in secrets:
+        if secret is not None:
+            logs.register_secret(secret)
 
 
 def _client(settings: Settings) -> JetClient:
@@ -67,11 +75,14 @@ def _client(settings: Settings) -> JetClient:
     )
 
 
-def _api_failure(settings: Settings, what: str, exc: JetError) -> int:
+def _api_failure(kind: str, what: str, exc: JetError) -> int:
     if isinstance(exc, JetAuthError):
+        section = TARGET_SECTIONS[kind]
+        key = f"{section}.{SECRET_KEYS[section]}"
+        user = "client_id" if kind == "jet" else "username"
         print(
-            f"config error: jet.client_secret: {settings.jet.base_url} refused the credentials "
-            "(check jet.client_id and jet.client_secret)",
+            f"config error: {key}: the {api_name(kind)} refused the credentials "
+            f"(check {section}.{user} and {key})",
             file=sys.stderr,
         )
         return EXIT_CONFIG
@@ -81,33 +92,57 @@ def _api_failure(settings: Settings, what: str, exc: JetError) -> int:
 
 def offline_warnings(settings: Settings) -> list[str]:
     """Things that are allowed (a share may be unmounted now) but worth saying."""
-    return [
-        f"folders[{i}].path: {f.path} does not exist now (it is retried while running)"
-        for i, f in enumerate(settings.folders)
-        if not f.path.exists()
-    ]
+    warnings = []
+    for i, f in enumerate(settings.folders):
+        if not f.path.exists():
+            warnings.append(
+                f"folders[{i}].path: {f.path} does not exist now (retried while running)"
+            )
+        if f.target == "jetstream" and f.job:
+            warnings.append(f"folders[{i}].job: not used by jetstream folders (ignored)")
+        if f.target != "jet" and f.profile_root is not None:
+            warnings.append(f"folders[{i}].profile_root: only used by jet folders (ignored)")
+    return warnings
+
+
+def offline_problems(settings: Settings) -> list[Finding]:
+    """Problems only this host shows: the vendor module of JetStream folders."""
+    if any(f.target == "jetstream" for f in settings.folders) and not module_available():
+        return [Finding("jetstream", MODULE_MISSING)]
+    return []
 
 
 async def check_command(path: Path | None, *, online: bool) -> int:
-    """Exit 0 when usable; 2 naming the key of each problem; 1 when only a job is paused."""
+    """Exit 0 when usable; 2 naming the key of each problem; 1 when only a target is paused."""
     settings = _load(path)
     if settings is None:
         return EXIT_CONFIG
     for warning in offline_warnings(settings):
         print(f"warning: {warning}")
+    for finding in offline_problems(settings):
+        print(f"config error: {finding.key}: {finding.problem}", file=sys.stderr)
+        return EXIT_CONFIG
     print(f"config ok: {len(settings.folders)} folder(s)")
     if not online:
         return EXIT_OK
+    backends = Backends(settings)
+    results = []
     try:
-        async with _client(settings) as client:
-            jobs = await client.list_jobs()
-            profiles = await client.list_storage_profiles()
-            results = [
-                await _check_folder(client, f"folders[{i}]", f, jobs, profiles)
-                for i, f in enumerate(settings.folders)
-            ]
-    except JetError as exc:
-        return _api_failure(settings, "online check", exc)
+        for i, folder in enumerate(settings.folders):
+            try:
+                results.append(await _check_folder(backends, f"folders[{i}]", folder))
+            except JetError as exc:
+                return _api_failure(folder.target, "online check", exc)
+            except ConfigError as exc:
+                for key, message in exc.problems:
+                    print(f"config error: {key}: {message}", file=sys.stderr)
+                return EXIT_CONFIG
+    finally:
+        await backends.aclose()
+    return _report(results)
+
+
+def _report(results: list[tuple[list[str], list[Finding]]]) -> int:
     rows = [row for row, _ in results]
     print(_table(["folder", "job", "job id", "verdict"], rows))
     findings = [f for _, found in results for f in found]
@@ -119,30 +154,40 @@ async def check_command(path: Path | None, *, online: bool) -> int:
 
 
 async def _check_folder(
-    client: JetClient,
-    key: str,
-    folder: FolderSettings,
-    jobs: list[Job],
-    profiles: list[StorageProfile],
+    backends: Backends, key: str, folder: FolderSettings
 ) -> tuple[list[str], list[Finding]]:
-    job, why = match_job(folder.job, jobs)
-    if job is None:
-        return [folder.label, folder.job, "-", why], [Finding(f"{key}.job", why)]
-    job = await client.get_job(job.job_id)
+    """The folder's target's own check, plus the profile check of Jet folders."""
+    route = backends.route(folder)
+    status = await route.target.check()
+    findings = _status_findings(key, folder, status)
+    if folder.target == "jet" and status.ident is not None and not status.problem:
+        findings += await _jet_profile_findings(backends.jet_client, key, folder, status.ident)
+    verdict = "; ".join(f.problem for f in findings) or "ok"
+    return [folder.label, route.ref, status.ident or "-", verdict], findings
+
+
+def _status_findings(key: str, folder: FolderSettings, status: TargetStatus) -> list[Finding]:
+    where = f"{key}.target" if folder.target == "jetstream" else f"{key}.job"
     findings = []
-    if problem := job_problem(job):
-        findings.append(Finding(f"{key}.job", problem))
-    if job.paused:
-        findings.append(Finding(f"{key}.job", f"job {job.job_id} is paused", transient=True))
+    if status.problem:
+        findings.append(Finding(where, status.problem))
+    if status.paused:
+        what = {"jet": "job", "integration-manager": "job config"}.get(folder.target, "target")
+        findings.append(Finding(where, f"{what} {status.ident} is paused", transient=True))
+    return findings
+
+
+async def _jet_profile_findings(
+    client: JetClient, key: str, folder: FolderSettings, job_id: str
+) -> list[Finding]:
+    """The folder lies under the job's source profile and profile_root matches it."""
+    job = await client.get_job(job_id)
+    profiles = await client.list_storage_profiles()
     source = next((p for p in profiles if p.storage_profile_id == job.source_profile_id), None)
     if source is None:
-        findings.append(
-            Finding(f"{key}.job", f"source storage profile {job.source_profile_id} not found")
-        )
-    else:
-        findings += _profile_findings(key, folder, source)
-    verdict = "; ".join(f.problem for f in findings) or "ok"
-    return [folder.label, folder.job, job.job_id, verdict], findings
+        why = f"source storage profile {job.source_profile_id} not found"
+        return [Finding(f"{key}.job", why)]
+    return _profile_findings(key, folder, source)
 
 
 def _profile_findings(key: str, folder: FolderSettings, profile: StorageProfile) -> list[Finding]:
@@ -164,14 +209,14 @@ def _profile_findings(key: str, folder: FolderSettings, profile: StorageProfile)
 
 async def jobs_command(path: Path | None) -> int:
     """List the jobs the credentials see: id, name, manual or hot folder, paused."""
-    settings = _load(path, require_folders=False)
+    settings = _load(path, require_folders=False, require_jet=True)
     if settings is None:
         return EXIT_CONFIG
     try:
         async with _client(settings) as client:
             jobs = await client.list_jobs()
     except JetError as exc:
-        return _api_failure(settings, "listing jobs", exc)
+        return _api_failure("jet", "listing jobs", exc)
     rows = [
         [j.job_id, j.name, "manual" if j.is_manual else "hot folder", "yes" if j.paused else "no"]
         for j in jobs
@@ -224,10 +269,17 @@ def render_daemon(view: dict[str, Any]) -> str:
     lines = [f"DAEMON  {view['url']}  {'ready' if view['ready'] else 'NOT READY'}"]
     lines += [f"  - {reason}" for reason in view.get("reasons") or []]
     rows = [
-        [j["job"], j["job_id"] or "-", "yes" if j["paused"] else "no", j["problem"] or ""]
+        [
+            j.get("folder") or "-",
+            j.get("target") or "jet",
+            j["job"],
+            j["job_id"] or "-",
+            "yes" if j["paused"] else "no",
+            j["problem"] or "",
+        ]
         for j in view.get("jobs") or []
     ]
     if rows:
-        table = _table(["JOB", "JOB ID", "PAUSED", "PROBLEM"], rows)
+        table = _table(["FOLDER", "TARGET", "JOB", "JOB ID", "PAUSED", "PROBLEM"], rows)
         lines += ["  " + line for line in table.splitlines()]
     return "\n".join(lines) + "\n"

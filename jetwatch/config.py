@@ -2,21 +2,25 @@
 
 Precedence: environment (``JETWATCH_JET__CLIENT_SECRET``, ``__`` nests) over the TOML file
 over defaults. Every problem is reported as ``(key, message)`` in one ``ConfigError`` so the
-CLI can print one line per problem and exit 2, never a traceback.
+CLI can print one line per problem and exit 2, never a traceback. Each folder names its
+target (``jet``, ``integration-manager``, ``jetstream``); only the sections and secrets of
+the targets in use are required.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from jetwatch.config_checks import folder_problems
 from jetwatch.errors import ConfigError
+from jetwatch.secret_files import read_secret_file
+from jetwatch.targets.settings import IntegrationManagerSettings, JetStreamSettings, http_url
 
 DEFAULT_BASE_URL = "https://platform-api-service.services.cloud.signiant.com"
 CONFIG_ENV = "JETWATCH_CONFIG"
@@ -50,10 +54,7 @@ class JetSettings(_Section):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value.rstrip("/")
+        return http_url(value)
 
 
 class LedgerSettings(_Section):
@@ -87,10 +88,22 @@ class DaemonSettings(_Section):
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
 
 
+TargetKind = Literal["jet", "integration-manager", "jetstream"]
+# The config section each target reads its connection and credentials from.
+TARGET_SECTIONS: dict[str, str] = {
+    "jet": "jet",
+    "integration-manager": "integration_manager",
+    "jetstream": "jetstream",
+}
+
+
 class FolderSettings(_Section):
     path: Path
     name: str = ""
-    job: str = Field(min_length=1)
+    target: TargetKind = "jet"
+    # jet: job id or exact name (required); integration-manager: job config id (default
+    # [integration_manager] job_config); jetstream: not used.
+    job: str = ""
     profile_root: Path | None = None
     settle_seconds: float = Field(5.0, ge=0)
     max_files: int = Field(1000, ge=1)
@@ -134,6 +147,8 @@ class Settings(BaseSettings):
     )
 
     jet: JetSettings = JetSettings()
+    integration_manager: IntegrationManagerSettings | None = None
+    jetstream: JetStreamSettings | None = None
     ledger: LedgerSettings = LedgerSettings()
     http: HttpSettings = HttpSettings()
     log: LogSettings = LogSettings()
@@ -154,16 +169,22 @@ class Settings(BaseSettings):
 
 
 Problem = tuple[str, str]
-_SECRET_KEYS = ("client_secret", "client_secret_file")
+# The secret key of each section that has one; ``<key>_file`` is its file variant.
+SECRET_KEYS = {"jet": "client_secret", "integration_manager": "password", "jetstream": "password"}
 
 
 def load_settings(
-    path: Path | None, *, require_folders: bool = True, require_credentials: bool = True
+    path: Path | None,
+    *,
+    require_folders: bool = True,
+    require_credentials: bool = True,
+    require_jet: bool = False,
 ) -> Settings:
     """Read, validate and cross-check the configuration, or raise one ``ConfigError``.
 
     ``require_credentials=False`` is for commands that never log in (``status``,
-    ``ledger``): they must work for an operator who cannot read the secret.
+    ``ledger``): they must work for an operator who cannot read the secret. Credentials are
+    read for the sections the folders use, and for [jet] when ``require_jet`` (``jobs``).
     """
     data = _prefer_env_secret(_read_toml(path))
     try:
@@ -172,19 +193,25 @@ def load_settings(
         # Report what the other fields' cross-checks find too: one round of fixes, not many.
         found = _problems(exc) + _partial_folder_checks(data)
         raise ConfigError(list(dict.fromkeys(found))) from None
-    problems: list[Problem] = []
-    if settings.jet.client_secret is not None and settings.jet.client_secret_file is not None:
-        both = "set either client_secret or client_secret_file, not both"
-        problems.append(("jet.client_secret_file", both))
-    elif require_credentials:
-        settings, secret_problems = _resolve_secret(settings, path)
-        problems += secret_problems
+    used = sections_in_use(settings, require_jet=require_jet)
+    settings, problems = _resolve_secrets(settings, path, used if require_credentials else set())
     problems += cross_check(
-        settings, require_folders=require_folders, require_credentials=require_credentials
+        settings,
+        require_folders=require_folders,
+        require_credentials=require_credentials,
+        require_jet=require_jet,
     )
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)))
     return settings
+
+
+def sections_in_use(settings: Settings, *, require_jet: bool = False) -> set[str]:
+    """The target sections the folders need ([jet] also with no folders: its default target)."""
+    used = {TARGET_SECTIONS[f.target] for f in settings.folders}
+    if require_jet or not settings.folders:
+        used.add("jet")
+    return used
 
 
 def config_path(cli_value: str | None) -> Path | None:
@@ -226,14 +253,16 @@ def _env_value(key: str) -> str:
 
 
 def _prefer_env_secret(data: dict[str, Any]) -> dict[str, Any]:
-    """Env over TOML for the secret as a whole, whichever of its two keys each one uses.
+    """Env over TOML for each secret as a whole, whichever of its two keys each one uses.
 
     Otherwise a ``client_secret`` placeholder left in the file would silently beat the
     ``JETWATCH_JET__CLIENT_SECRET_FILE`` that the systemd unit and compose file set.
     """
-    jet = data.get("jet")
-    if isinstance(jet, dict) and any(_env_value(f"jet.{k}") for k in _SECRET_KEYS):
-        return {**data, "jet": {k: v for k, v in jet.items() if k not in _SECRET_KEYS}}
+    for section, key in SECRET_KEYS.items():
+        body = data.get(section)
+        keys = (key, f"{key}_file")
+        if isinstance(body, dict) and any(_env_value(f"{section}.{k}") for k in keys):
+            data = {**data, section: {k: v for k, v in body.items() if k not in keys}}
     return data
 
 
@@ -266,7 +295,7 @@ def _partial_folder_checks(data: dict[str, Any]) -> list[Problem]:
         folder = _folder_without_bad_keys(item)
         if folder is not None:
             valid.append((i, folder))
-    return _folder_problems(valid)
+    return folder_problems(valid)
 
 
 def _folder_without_bad_keys(item: object) -> FolderSettings | None:
@@ -283,100 +312,68 @@ def _folder_without_bad_keys(item: object) -> FolderSettings | None:
         return None
 
 
-def _resolve_secret(settings: Settings, config_file: Path | None) -> tuple[Settings, list[Problem]]:
-    """Read ``client_secret_file``; a relative path is looked up in ``$CREDENTIALS_DIRECTORY``
-    (systemd ``LoadCredential=``), else next to the config file."""
-    jet = settings.jet
-    if jet.client_secret_file is None or jet.client_secret is not None:
-        return settings, []
-    path = jet.client_secret_file.expanduser()
-    creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not path.is_absolute() and creds:
-        path = Path(creds) / path
-    elif not path.is_absolute() and config_file is not None:
-        path = config_file.parent / path
-    try:
-        secret = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        return settings, [("jet.client_secret_file", f"cannot read {path}: {reason}")]
-    if not secret:
-        return settings, [("jet.client_secret_file", f"{path} is empty")]
-    new_jet = jet.model_copy(update={"client_secret": SecretStr(secret)})
-    return settings.model_copy(update={"jet": new_jet}), []
+def _resolve_secrets(
+    settings: Settings, config_file: Path | None, used: set[str]
+) -> tuple[Settings, list[Problem]]:
+    """Read the ``*_file`` secret of each section in ``used``; both keys set is a problem
+    anywhere. A relative path is looked up in ``$CREDENTIALS_DIRECTORY`` (systemd
+    ``LoadCredential=``), else next to the config file."""
+    problems: list[Problem] = []
+    updates: dict[str, BaseModel] = {}
+    for section, key in SECRET_KEYS.items():
+        model: BaseModel | None = getattr(settings, section)
+        if model is None:
+            continue
+        secret, secret_file = getattr(model, key), getattr(model, f"{key}_file")
+        if secret is not None and secret_file is not None:
+            both = f"set either {key} or {key}_file, not both"
+            problems.append((f"{section}.{key}_file", both))
+        elif secret is None and secret_file is not None and section in used:
+            try:
+                value = read_secret_file(secret_file, f"{section}.{key}_file", config_file)
+            except ConfigError as exc:
+                problems += exc.problems
+                continue
+            updates[section] = model.model_copy(update={key: value})
+    return settings.model_copy(update=updates), problems
 
 
 def cross_check(
-    settings: Settings, *, require_folders: bool = True, require_credentials: bool = True
+    settings: Settings,
+    *,
+    require_folders: bool = True,
+    require_credentials: bool = True,
+    require_jet: bool = False,
 ) -> list[Problem]:
     """Problems no single field can see: missing credentials, overlapping folders, ..."""
     problems: list[Problem] = []
     jet = settings.jet
-    if require_credentials and not jet.client_id:
-        problems.append(("jet.client_id", "required: the Jet API client id"))
-    if require_credentials and jet.client_secret is None and jet.client_secret_file is None:
-        problems.append(("jet.client_secret", "required: set client_secret or client_secret_file"))
+    used = sections_in_use(settings, require_jet=require_jet)
+    if require_credentials and "jet" in used:
+        if not jet.client_id:
+            problems.append(("jet.client_id", "required: the Jet API client id"))
+        if jet.client_secret is None and jet.client_secret_file is None:
+            both = "required: set client_secret or client_secret_file"
+            problems.append(("jet.client_secret", both))
     if jet.poll_max_seconds < jet.poll_min_seconds:
         problems.append(("jet.poll_max_seconds", "must be >= jet.poll_min_seconds"))
     if require_folders and not settings.folders:
         problems.append(("folders", "configure at least one [[folders]] entry"))
-    return problems + _folder_problems(list(enumerate(settings.folders)))
+    problems += _target_problems(settings)
+    return problems + folder_problems(list(enumerate(settings.folders)))
 
 
-def _folder_problems(folders: list[tuple[int, FolderSettings]]) -> list[Problem]:
+def _target_problems(settings: Settings) -> list[Problem]:
+    """Each folder's target has its section; an IM folder knows which job config to run."""
     problems: list[Problem] = []
-    names: set[str] = set()
-    for i, folder in folders:
-        problems += _check_folder(f"folders[{i}]", folder)
-        if folder.label in names:
-            problems.append((f"folders[{i}].name", f"duplicate folder name {folder.label!r}"))
-        names.add(folder.label)
-    problems += _check_overlaps(folders)
+    for i, folder in enumerate(settings.folders):
+        section = TARGET_SECTIONS[folder.target]
+        if getattr(settings, section) is None:
+            problems.append(
+                (f"folders[{i}].target", f"{folder.target!r} needs a [{section}] section")
+            )
+        im = settings.integration_manager
+        if folder.target == "integration-manager" and not folder.job and im and not im.job_config:
+            why = "required: the job config id to run (or set integration_manager.job_config)"
+            problems.append((f"folders[{i}].job", why))
     return problems
-
-
-def _check_folder(key: str, folder: FolderSettings) -> list[Problem]:
-    problems: list[Problem] = []
-    path = folder.path
-    if not path.is_absolute():
-        problems.append((f"{key}.path", f"{path} must be an absolute path"))
-    elif path.exists() and not path.is_dir():
-        problems.append((f"{key}.path", f"{path} is not a directory"))
-    if folder.profile_root is not None and not _inside(path, folder.profile_root):
-        problems.append((f"{key}.profile_root", f"must contain the folder path {path}"))
-    if folder.post_action == "move" and folder.done_dir is None:
-        problems.append((f"{key}.done_dir", 'required when post_action = "move"'))
-    for attr in ("done_dir", "failed_dir"):
-        target: Path | None = getattr(folder, attr)
-        if target is not None and not target.is_absolute():
-            problems.append((f"{key}.{attr}", f"{target} must be an absolute path"))
-    if "/" in folder.ready_marker:
-        problems.append((f"{key}.ready_marker", "must be a suffix such as '.ready', no '/'"))
-    if folder.max_wait_seconds < folder.batch_linger_seconds:
-        problems.append((f"{key}.max_wait_seconds", "must be >= batch_linger_seconds"))
-    return problems
-
-
-def _check_overlaps(folders: list[tuple[int, FolderSettings]]) -> list[Problem]:
-    """Folders must not nest, and no folder may move files into a watched folder."""
-    problems = []
-    for i, a in folders:
-        for j, b in folders:
-            if i < j and (_inside(a.path, b.path) or _inside(b.path, a.path)):
-                problems.append(
-                    (f"folders[{j}].path", f"{b.path} overlaps folders[{i}].path {a.path}")
-                )
-            for attr in ("done_dir", "failed_dir"):
-                target: Path | None = getattr(a, attr)
-                if target is not None and _inside(target, b.path):
-                    where = "inside the watched folder" if i == j else f"inside folders[{j}].path"
-                    problems.append(
-                        (f"folders[{i}].{attr}", f"{target} is {where}: files would loop")
-                    )
-    return problems
-
-
-def _inside(child: Path, parent: Path) -> bool:
-    """Lexical containment (no symlink resolution: a share may be unmounted at check time)."""
-    c, p = PurePosixPath(os.path.normpath(child)), PurePosixPath(os.path.normpath(parent))
-    return c == p or p in c.parents

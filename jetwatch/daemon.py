@@ -1,11 +1,11 @@
 """The daemon: builds the components, runs them in one TaskGroup, handles signals.
 
-Phases: startup (ledger, API client, job registry, intakes, ops server) → main loop (a
+Phases: startup (ledger, targets, target registry, intakes, ops server) → main loop (a
 component that crashes stops the process with a non-zero code) → shutdown (stop intake,
 let submissions in flight finish or persist, then cancel the rest, within
 ``shutdown_timeout_seconds``). Signal handlers only set flags; a second SIGINT/SIGTERM
-cancels everything at once. The API being down at start-up is not fatal: folders are
-watched, files settle and queue, and the job registry retries until it can log in.
+cancels everything at once. A back end being down at start-up is not fatal: folders are
+watched, files settle and queue, and the target registry retries until it can log in.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ import structlog
 from jetwatch import daemon_views as views
 from jetwatch import logs
 from jetwatch.actions import PostActions
+from jetwatch.backends import Backends
 from jetwatch.config import FolderSettings, Settings, load_settings
 from jetwatch.deliver import Deliverer
 from jetwatch.errors import ConfigError, LedgerError, LedgerUnavailableError
 from jetwatch.intake import FolderIntake
-from jetwatch.jet.client import JetClient
-from jetwatch.jobs import JobRegistry, JobStatus
 from jetwatch.ledger import FileRow, LedgerStore
 from jetwatch.ledger_sqlite import SqliteLedger
 from jetwatch.lifecycle import Lifecycle
 from jetwatch.ops import LoopMonitor, OpsServer, Readiness
+from jetwatch.registry import Route, TargetRegistry, TargetState
 from jetwatch.sdnotify import SdNotifier, run_watchdog
 from jetwatch.track import Tracker
 
@@ -48,16 +48,23 @@ RELEASE_RETRY_S = 5.0
 
 
 class Daemon:
-    """One process: every configured folder, one API client, one ledger.
+    """One process: every configured folder, one client per back end, one ledger.
 
     ``hard_exit=True`` (the ``run`` command only) makes the shutdown deadline absolute,
-    see :class:`~jetwatch.lifecycle.Lifecycle`.
+    see :class:`~jetwatch.lifecycle.Lifecycle`. ``jetstream_module`` stands in for the
+    vendor's ``jetstream`` module (tests and demos; see :class:`~jetwatch.backends.Backends`).
     """
 
     def __init__(
-        self, settings: Settings, *, config_path: Path | None = None, hard_exit: bool = False
+        self,
+        settings: Settings,
+        *,
+        config_path: Path | None = None,
+        hard_exit: bool = False,
+        jetstream_module: Any = None,
     ) -> None:
         self.settings = settings
+        self._jetstream_module = jetstream_module
         self._config_path = config_path
         self._life = Lifecycle(hard_exit=hard_exit)
         self._folders: dict[str, FolderSettings] = {f.label: f for f in settings.folders}
@@ -115,24 +122,17 @@ class Daemon:
             )
             return EXIT_LEDGER
         try:
-            return await self._run_with_client()
+            return await self._run_with_targets()
         finally:
             self.ledger.close()
 
-    async def _run_with_client(self) -> int:
-        jet = self.settings.jet
-        assert jet.client_secret is not None
-        logs.register_secret(jet.client_secret.get_secret_value())
-        async with JetClient(
-            jet.base_url,
-            jet.client_id,
-            jet.client_secret,
-            request_timeout_s=jet.request_timeout_seconds,
-            connect_timeout_s=jet.connect_timeout_seconds,
-            max_retries=jet.max_retries,
-            rate_limit_per_s=jet.rate_limit_per_second,
-        ) as client:
-            self._build(client)
+    async def _run_with_targets(self) -> int:
+        backends = Backends(self.settings, jetstream_module=self._jetstream_module)
+        for secret in backends.secrets():
+            logs.register_secret(secret.get_secret_value())
+        try:
+            routes = backends.routes(self._folders.values())
+            self._build(backends, routes)
             ops = OpsServer(
                 self.settings.http.listen,
                 readiness=self.readiness,
@@ -140,41 +140,39 @@ class Daemon:
                 loop_monitor=self.monitor,
                 refresh=self._refresh_gauges,
             )
-            try:
-                await ops.start()
-            except ConfigError as exc:
-                for key, message in exc.problems:
-                    log.error("config_error", key=key, problem=message)
-                return EXIT_CONFIG
-            try:
-                self.ops_url = ops.url
-                return await self._main_loop()
-            finally:
-                await ops.stop()
+            await ops.start()
+        except ConfigError as exc:
+            for key, message in exc.problems:
+                log.error("config_error", key=key, problem=message)
+            await backends.aclose()
+            return EXIT_CONFIG
+        try:
+            self.ops_url = ops.url
+            return await self._main_loop()
+        finally:
+            await ops.stop()
+            await backends.aclose()
 
-    def _build(self, client: JetClient) -> None:
+    def _build(self, backends: Backends, routes: Mapping[str, Route]) -> None:
         jet = self.settings.jet
-        self.jobs = JobRegistry(
-            client,
-            {f.job for f in self._folders.values()},
-            recheck_s=jet.job_recheck_seconds,
-            on_change=self._job_changed,
+        self.backends = backends
+        self.registry = TargetRegistry(
+            routes, recheck_s=jet.job_recheck_seconds, on_change=self._target_changed
         )
         self.actions = PostActions(self.ledger, self.folders, on_done=self._wake_deliverer)
         self.tracker = Tracker(
             self.ledger,
-            client,
+            self.registry,
             self.folders,
             poll_min_s=jet.poll_min_seconds,
             poll_max_s=jet.poll_max_seconds,
+            poll_bounds=backends.poll_bounds(),
             max_concurrent=jet.max_concurrent_polls,
-            delivery_timeout_s=jet.delivery_timeout_seconds,
             on_finished=self._finished,
         )
         self.deliverer = Deliverer(
             self.ledger,
-            client,
-            self.jobs,
+            self.registry,
             self.folders,
             on_submitted=self.tracker.wake,
             on_gone=self._forget_gone,
@@ -194,7 +192,7 @@ class Daemon:
                     run_watchdog(self._notifier, self.healthy), name="watchdog"
                 )
                 self._others = [
-                    tg.create_task(self.jobs.run(), name="jobs"),
+                    tg.create_task(self.registry.run(), name="targets"),
                     tg.create_task(self.tracker.run(), name="track"),
                     tg.create_task(self.actions.run(), name="actions"),
                     tg.create_task(self.monitor.run(), name="loop-monitor"),
@@ -271,6 +269,8 @@ class Daemon:
         """
         try:
             new = load_settings(self._config_path)
+            # A target whose section was not in use at start cannot be built now.
+            routes = self.backends.routes(new.folders)
         except ConfigError as exc:
             log.error(
                 "reload_rejected",
@@ -278,7 +278,7 @@ class Daemon:
                 effect="the running configuration stays in force",
             )
             return
-        for section in ("jet", "ledger", "http"):
+        for section in ("jet", "integration_manager", "jetstream", "ledger", "http"):
             if getattr(new, section) != getattr(self.settings, section):
                 log.warning("reload_needs_restart", section=section)
         if new.log != self.settings.log:
@@ -289,7 +289,7 @@ class Daemon:
         self.settings = self.settings.model_copy(
             update={"folders": new.folders, "log": new.log, "daemon": new.daemon}
         )
-        self.jobs.set_refs({f.job for f in self._folders.values()})
+        self.registry.set_routes({label: routes[label] for label in self._folders})
         self.deliverer.wake()
         self.tracker.wake()
         self.actions.wake()
@@ -332,23 +332,22 @@ class Daemon:
                 )
 
     # ---- callbacks between components ------------------------------------------------
-    def _job_changed(self, job: JobStatus) -> None:
-        if job.usable:
-            self._release_held(job.ref)
+    def _target_changed(self, state: TargetState) -> None:
+        if state.usable:
+            self._release_held(state.folder)
 
-    def _release_held(self, ref: str) -> None:
-        if not self.jobs.status(ref).usable:
+    def _release_held(self, label: str) -> None:
+        if not self.registry.status(label).usable:
             return  # paused again meanwhile
-        labels = {label for label, f in self._folders.items() if f.job == ref}
         try:
-            held = [b.id for b in self.ledger.held_batches() if b.folder in labels]
+            held = [b.id for b in self.ledger.held_batches() if b.folder == label]
             if held:
                 released = self.ledger.release_held(held, time.time())
-                log.info("batches_released", job=ref, batches=released)
+                log.info("batches_released", folder=label, batches=released)
         except LedgerUnavailableError as exc:
             # A callback must not crash the registry; try again shortly.
-            log.error("batches_not_released", job=ref, error=str(exc), retry_s=RELEASE_RETRY_S)
-            asyncio.get_running_loop().call_later(RELEASE_RETRY_S, self._release_held, ref)
+            log.error("batches_not_released", folder=label, error=str(exc), retry_s=RELEASE_RETRY_S)
+            asyncio.get_running_loop().call_later(RELEASE_RETRY_S, self._release_held, label)
             return
         self.deliverer.wake()
 
@@ -371,13 +370,14 @@ class Daemon:
         await self._first_scans_or_down()
         self._notifier.ready()
         down = [i.label for i in self.intakes.values() if not i.health.first_scan_done]
-        log.info("ready", folders=len(self._folders), folders_down=down, api_ok=self.jobs.api_ok)
+        api_ok = self.registry.api_ok
+        log.info("ready", folders=len(self._folders), folders_down=down, api_ok=api_ok)
         sent, totals, counted_at = "", views.state_totals(self.ledger), time.monotonic()
         while True:
             # API and job changes show within a second; counts (a query) every STATUS_EVERY_S.
             if time.monotonic() - counted_at >= STATUS_EVERY_S:
                 totals, counted_at = views.state_totals(self.ledger), time.monotonic()
-            line = views.status_line(self.jobs, totals)
+            line = views.status_line(self.registry, totals)
             if line != sent:
                 self._notifier.status(line)
                 sent = line
@@ -412,10 +412,10 @@ class Daemon:
 
     def readiness(self) -> Readiness:
         stopping = self._life.stop.is_set()
-        return views.readiness(stopping=stopping, jobs=self.jobs, intakes=self.intakes)
+        return views.readiness(stopping=stopping, targets=self.registry, intakes=self.intakes)
 
     def status_json(self) -> dict[str, Any]:
-        return views.status_json(self.ledger, self.jobs, self.readiness())
+        return views.status_json(self.ledger, self.registry, self.readiness())
 
     def _refresh_gauges(self) -> None:
         views.refresh_gauges(self.ledger, list(self._folders), self.intakes)

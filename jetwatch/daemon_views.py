@@ -9,35 +9,68 @@ from typing import Any
 from jetwatch import metrics, status
 from jetwatch.health import Readiness
 from jetwatch.intake import FolderIntake
-from jetwatch.jobs import JobRegistry
 from jetwatch.ledger import LedgerStore
+from jetwatch.registry import TargetRegistry, TargetState, api_name
+
+# What a folder names on each kind of target, in readiness reasons.
+REF_WORDS = {"jet": "job", "integration-manager": "job config", "jetstream": "destination"}
 
 
-def jobs_json(jobs: JobRegistry) -> list[dict[str, Any]]:
+def jobs_json(targets: TargetRegistry) -> list[dict[str, Any]]:
+    """One entry per folder: its target, what it names there, and what the last check said."""
     return [
-        {"job": j.ref, "job_id": j.job_id, "paused": j.paused, "problem": j.problem}
-        for j in jobs.all_status()
+        {
+            "folder": s.folder,
+            "target": s.kind,
+            "job": s.ref,
+            "job_id": s.ident,
+            "paused": s.paused,
+            "problem": s.problem,
+        }
+        for s in targets.all_status()
     ]
 
 
-def _job_reasons(jobs: JobRegistry) -> list[str]:
-    problem = jobs.api_problem
-    reasons = [] if jobs.api_ok else [problem if "Jet API" in problem else f"Jet API: {problem}"]
-    for job in jobs.all_status():
-        if job.problem or job.job_id is None:
-            reasons.append(f"job {job.ref!r}: {job.problem or 'not resolved yet'}")
-        elif job.paused:
-            named = "" if job.ref == job.job_id else f" ({job.job_id})"
-            reasons.append(f"job {job.ref!r}{named} is paused: its batches are held")
-    return reasons
+def api_json(targets: TargetRegistry) -> dict[str, Any]:
+    """Overall ``ok``/``problem`` and the same per target kind in use."""
+    kinds = {
+        k: {"ok": targets.api(k).ok, "problem": targets.api(k).problem} for k in targets.kinds()
+    }
+    return {"ok": targets.api_ok, "problem": targets.api_problem, "targets": kinds}
+
+
+def _target_reason(state: TargetState) -> str | None:
+    word = REF_WORDS.get(state.kind, "target")
+    if state.problem or state.ident is None:
+        return f"{word} {state.ref!r}: {state.problem or 'not resolved yet'}"
+    if state.paused:
+        named = "" if state.ref == state.ident else f" ({state.ident})"
+        return f"{word} {state.ref!r}{named} is paused: its batches are held"
+    return None
+
+
+def _target_reasons(targets: TargetRegistry) -> list[str]:
+    reasons = []
+    for kind in targets.kinds():
+        api = targets.api(kind)
+        name = api_name(kind)
+        if not api.ok:
+            reasons.append(
+                api.problem if api.problem.startswith(name) else f"{name}: {api.problem}"
+            )
+    for state in targets.all_status():
+        reason = _target_reason(state)
+        if reason is not None:
+            reasons.append(reason)
+    return list(dict.fromkeys(reasons))  # folders sharing a job share its reason
 
 
 def readiness(
-    *, stopping: bool, jobs: JobRegistry, intakes: Mapping[str, FolderIntake]
+    *, stopping: bool, targets: TargetRegistry, intakes: Mapping[str, FolderIntake]
 ) -> Readiness:
-    """Ready when deliveries can flow now: API logged in, every job usable, folders watched."""
+    """Ready when batches can flow now: APIs answer, every target usable, folders watched."""
     reasons = ["shutting down"] if stopping else []
-    reasons += _job_reasons(jobs)
+    reasons += _target_reasons(targets)
     folders: dict[str, Any] = {}
     for label, intake in intakes.items():
         h = intake.health
@@ -53,16 +86,17 @@ def readiness(
             reasons.append(f"folder {label!r}: first scan not finished")
         if h.blocked:
             reasons.append(f"folder {label!r}: {h.blocked}")
-    return Readiness(not reasons, tuple(reasons), {"folders": folders, "jobs": jobs_json(jobs)})
+    details = {"folders": folders, "jobs": jobs_json(targets)}
+    return Readiness(not reasons, tuple(reasons), details)
 
 
-def status_json(ledger: LedgerStore, jobs: JobRegistry, verdict: Readiness) -> dict[str, Any]:
+def status_json(ledger: LedgerStore, targets: TargetRegistry, verdict: Readiness) -> dict[str, Any]:
     """The ledger snapshot (as ``jetwatch status --json``) plus what only the daemon knows."""
     data = status.to_json(ledger.snapshot(time.time()))
     data["ready"] = verdict.ready
     data["reasons"] = list(verdict.reasons)
-    data["api"] = {"ok": jobs.api_ok, "problem": jobs.api_problem}
-    data["jobs"] = jobs_json(jobs)
+    data["api"] = api_json(targets)
+    data["jobs"] = jobs_json(targets)
     data["watch"] = verdict.details["folders"]
     return data
 
@@ -76,10 +110,10 @@ def state_totals(ledger: LedgerStore) -> dict[str, int]:
     return totals
 
 
-def status_line(jobs: JobRegistry, totals: Mapping[str, int]) -> str:
-    """One line for ``systemctl status``: API, paused jobs, files by state."""
-    parts = ["api ok" if jobs.api_ok else "api down"]
-    paused = [j.ref for j in jobs.all_status() if j.paused]
+def status_line(targets: TargetRegistry, totals: Mapping[str, int]) -> str:
+    """One line for ``systemctl status``: API, paused targets, files by state."""
+    parts = ["api ok" if targets.api_ok else "api down"]
+    paused = list(dict.fromkeys(s.ref for s in targets.all_status() if s.paused))
     if paused:
         parts.append(f"paused: {', '.join(paused)}")
     counts = " ".join(f"{k.lower()}={v}" for k, v in sorted(totals.items()) if v)

@@ -1,9 +1,9 @@
-"""Deliver loop: settled files → batches → ``POST /deliveries`` → ledger, exactly once.
+"""Deliver loop: settled files → batches → ``target.submit`` → ledger, exactly once.
 
 Every step is written to the ledger before the action it allows: a batch is SUBMITTING
-before its POST. A POST whose outcome is unknown (or a crash mid-POST) leaves the batch
-SUBMITTING, "in doubt"; it is resolved by looking for a delivery with the same objects on
-the job before anything is posted again.
+before its submission (a Jet delivery POST, an IM job run, a JetStream transfer). One
+whose outcome is unknown (or a crash mid-submit) leaves the batch SUBMITTING, "in doubt";
+it is resolved with ``target.find_submission`` before anything is submitted again.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import structlog
 
@@ -31,35 +31,23 @@ from jetwatch.errors import (
     JetRejectedError,
     LedgerUnavailableError,
 )
-from jetwatch.jet.client import JetClient
-from jetwatch.jet.models import Delivery, DeliveryObject
-from jetwatch.jobs import JobRegistry
 from jetwatch.ledger import BatchRow, FileRow, FileState, LedgerStore
+from jetwatch.registry import TargetRegistry, TargetState
 from jetwatch.retry import backoff_s, plan_retry
+from jetwatch.targets.base import SubmitObject, Target
 from jetwatch.wakeup import sleep_or_wake
 
 log = structlog.get_logger(__name__)
 
-IN_DOUBT_LOOKBACK = 50  # newest unknown deliveries of a job examined to resolve a batch
 FOLDER_HELD = "folder unavailable"  # held_reason prefix of batches this loop releases itself
 FOLDER_RECHECK_S = 1.0  # how often a held folder's root is looked at again (one stat)
-UNRESOLVED_RECHECK_S = 1.0  # batches waiting for the API or their job to resolve
+UNRESOLVED_RECHECK_S = 1.0  # batches waiting for the API or their target to resolve
+PAUSED_REASON = {"jet": "job paused", "integration-manager": "job config not active"}
 
 
-def object_path(folder: FolderSettings, relpath: str) -> str:
-    """``relativePath`` for Jet: relative to the job's source profile root, leading '/'."""
-    prefix = PurePosixPath(
-        Path(os.path.normpath(folder.path)).relative_to(os.path.normpath(folder.root)).as_posix()
-    )
-    joined = (prefix / relpath).as_posix()
-    return "/" + joined.removeprefix("./")
-
-
-def batch_objects(folder: FolderSettings, files: Sequence[FileRow]) -> list[DeliveryObject]:
-    return [
-        DeliveryObject(relative_path=object_path(folder, f.relpath), size_in_bytes=f.size)
-        for f in files
-    ]
+def submit_objects(folder: FolderSettings, files: Sequence[FileRow]) -> list[SubmitObject]:
+    """What a target is given of a batch: relative path, local path, size."""
+    return [SubmitObject(f.relpath, folder.path / f.relpath, f.size) for f in files]
 
 
 def limits_of(folder: FolderSettings) -> BatchLimits:
@@ -77,8 +65,7 @@ class Deliverer:
     def __init__(
         self,
         ledger: LedgerStore,
-        client: JetClient,
-        jobs: JobRegistry,
+        targets: TargetRegistry,
         folders: Callable[[], Mapping[str, FolderSettings]],
         *,
         on_submitted: Callable[[], None] = lambda: None,
@@ -86,17 +73,17 @@ class Deliverer:
         max_concurrent_posts: int = 4,
     ) -> None:
         self._ledger = ledger
-        self._client = client
-        self._jobs = jobs
+        self._targets = targets
         self._folders = folders
         self._on_submitted = on_submitted
         self._on_gone = on_gone  # the folder's intake forgets them: back unchanged = sent
         self._posts = asyncio.Semaphore(max_concurrent_posts)
         self._wake = asyncio.Event()
         self._stopping = False
-        self._posting: set[int] = set()  # SUBMITTING in this process: a POST is on its way
+        self._posting: set[int] = set()  # SUBMITTING in this process: a submit is on its way
         self._in_doubt_at = 0.0  # when SUBMITTING batches may be resolved (again)
         self._in_doubt_failures = 0
+        self._api_waits = False  # in-doubt batches whose target's API is down
         self._folders_at = 0.0  # when folder-held batches are looked at again
 
     def wake(self) -> None:
@@ -125,17 +112,16 @@ class Deliverer:
         """Form due batches, resolve in-doubt ones, submit open ones; next wake-up time."""
         next_at = self.form_batches(now)
         candidates = [next_at, self._release_folder_holds(now)]
-        if self._jobs.api_ok:
-            candidates.append(await self._resolve_due(now))
-        elif self._ledger.in_doubt_batches():
+        candidates.append(await self._resolve_due(now))
+        if self._api_waits:
             candidates.append(now + UNRESOLVED_RECHECK_S)  # resolve soon after the API is up
         await self.submit_open(now)
-        # Set during this round: a POST that stayed in doubt, a batch held for its folder.
+        # Set during this round: a submit that stayed in doubt, a batch held for its folder.
         candidates += [t for t in (self._in_doubt_at, self._folders_at) if t > now]
-        for label, folder in self._folders().items():
+        for label in self._folders():
             due = self._ledger.next_open_at(label)
-            if due is not None and self._jobs.status(folder.job).job_id is None:
-                # Not sendable before the job resolves: looking again at once would spin.
+            if due is not None and self._targets.status(label).ident is None:
+                # Not sendable before the target resolves: looking again at once would spin.
                 due = max(due, now + UNRESOLVED_RECHECK_S)
             candidates.append(due)
         times = [t for t in candidates if t is not None]
@@ -144,8 +130,8 @@ class Deliverer:
     async def _resolve_due(self, now: float) -> float | None:
         """Resolve in-doubt batches when due; when to try again (None: nothing left).
 
-        They come from a crash, a POST whose outcome is unknown, or a ledger write that
-        failed after Jet accepted the delivery.
+        They come from a crash, a submission whose outcome is unknown, or a ledger write
+        that failed after the target accepted it.
         """
         if now < self._in_doubt_at:
             return self._in_doubt_at
@@ -189,40 +175,46 @@ class Deliverer:
                 await self.submit(batch, folder)
 
     async def submit(self, batch: BatchRow, folder: FolderSettings) -> None:
-        """Post one OPEN batch; every outcome is written to the ledger."""
-        job = self._jobs.status(folder.job)
-        if job.paused or job.problem:  # also a job the API says does not exist
-            reason = job.problem or "job paused"
+        """Submit one OPEN batch; every outcome is written to the ledger."""
+        state = self._targets.status(folder.label)
+        target = self._targets.target(folder.label)
+        if state.paused or state.problem:  # also a job the API says does not exist
+            reason = state.problem or PAUSED_REASON.get(state.kind, "target paused")
             self._ledger.mark_held(batch.id, reason, time.time())
             log.warning("batch_held", batch_id=batch.id, folder=folder.label, reason=reason)
             return
-        if job.job_id is None:
+        if state.ident is None or target is None:
             return  # not resolved yet (API down): stays OPEN, retried when it resolves
         files = self._present_files(batch, folder)
         if not files:
             return
-        self._ledger.mark_submitting(batch.id, job.job_id, time.time())
+        self._ledger.mark_submitting(batch.id, state.ident, time.time())
         self._posting.add(batch.id)
         try:
             with structlog.contextvars.bound_contextvars(batch_id=batch.id, folder=folder.label):
-                await self._post(batch, folder, job.job_id, files)
+                await self._post(batch, folder, target, state, files)
         finally:
             self._posting.discard(batch.id)
 
     async def _post(
-        self, batch: BatchRow, folder: FolderSettings, job_id: str, files: list[FileRow]
+        self,
+        batch: BatchRow,
+        folder: FolderSettings,
+        target: Target,
+        state: TargetState,
+        files: list[FileRow],
     ) -> None:
         now = time.time()
         try:
-            delivery = await self._client.create_delivery(job_id, batch_objects(folder, files))
+            handle = await target.submit(submit_objects(folder, files), ident=state.ident)
         except (JetOutcomeUnknownError, JetProtocolError) as exc:
-            # A garbled answer is still an answer: Jet may well have created the delivery.
+            # A garbled answer is still an answer: the target may well have accepted it.
             log.warning("delivery_outcome_unknown", error=str(exc))
             if not await self._resolve_one(self._ledger.batch(batch.id), folder):
                 self._in_doubt_failures += 1
                 self._in_doubt_at = time.time() + backoff_s(self._in_doubt_failures, 1.0, 60.0)
         except JetJobPausedError:
-            self._hold(batch, folder, "job paused", paused=True)
+            self._hold(batch, folder, PAUSED_REASON.get(state.kind, "target paused"), paused=True)
         except JetNotFoundError:
             self._hold(batch, folder, "job not found (404)")
         except JetForbiddenError:
@@ -235,17 +227,15 @@ class Deliverer:
         except JetError as exc:
             self._reopen(batch, now + backoff_s(batch.attempt, 2.0, 60.0), str(exc))
         else:
-            self._accepted(batch, folder, files, delivery)
+            self._accepted(batch, folder, files, handle)
 
     def _accepted(
-        self, batch: BatchRow, folder: FolderSettings, files: list[FileRow], delivery: Delivery
+        self, batch: BatchRow, folder: FolderSettings, files: list[FileRow], handle: str
     ) -> None:
-        self._ledger.mark_submitted(batch.id, delivery.delivery_id, time.time())
+        self._ledger.mark_submitted(batch.id, handle, time.time())
         metrics.FILES_SUBMITTED.labels(folder.label).inc(len(files))
         size = sum(f.size for f in files)
-        log.info(
-            "delivery_submitted", delivery_id=delivery.delivery_id, files=len(files), bytes=size
-        )
+        log.info("delivery_submitted", delivery_id=handle, files=len(files), bytes=size)
         self._on_submitted()
 
     def _present_files(self, batch: BatchRow, folder: FolderSettings) -> list[FileRow]:
@@ -293,7 +283,7 @@ class Deliverer:
         self, batch: BatchRow, folder: FolderSettings, reason: str, *, paused: bool = False
     ) -> None:
         self._ledger.mark_held(batch.id, reason, time.time())
-        self._jobs.note_refused(folder.job, reason, paused=paused)
+        self._targets.note_refused(folder.label, reason, paused=paused)
         log.warning("batch_held", reason=reason)
 
     def _reopen(self, batch: BatchRow, not_before: float, error: str) -> None:
@@ -314,60 +304,51 @@ class Deliverer:
         )
 
     async def resolve_in_doubt(self) -> int:
-        """Settle every SUBMITTING batch no POST of ours is waiting for; how many remain."""
+        """Settle every SUBMITTING batch no submit of ours is waiting for; how many remain.
+
+        Batches whose target's API is down are left for later without counting as failures.
+        """
         folders = self._folders()
         unresolved = 0
+        self._api_waits = False
         for batch in self._ledger.in_doubt_batches():
             folder = folders.get(batch.folder)
-            if folder is not None and batch.id not in self._posting:
-                unresolved += not await self._resolve_one(batch, folder)
+            if folder is None or batch.id in self._posting:
+                continue
+            if not self._targets.api(folder.target).ok:
+                self._api_waits = True
+                continue
+            unresolved += not await self._resolve_one(batch, folder)
         return unresolved
 
     async def _resolve_one(self, batch: BatchRow, folder: FolderSettings) -> bool:
-        """Adopt the job's delivery with exactly this batch's objects, else post again.
+        """Adopt the target's submission of exactly this batch's files, else submit again.
 
-        False when Jet could not be asked: the batch stays SUBMITTING and is tried again.
+        False when the target could not be asked: the batch stays SUBMITTING, tried again.
         """
-        if batch.job_id is None:
+        target = self._targets.target(folder.label)
+        if batch.job_id is None or target is None:
             self._reopen(batch, time.time(), "in doubt without a job id")
             return True
-        # Only files that were in the POST: GONE ones were dropped from it before sending.
+        # Only files that were submitted: GONE ones were dropped before sending.
         files = live_files(self._ledger.batch_files(batch.id))
-        wanted = {o.relative_path for o in batch_objects(folder, files)}
+        known = self._ledger.known_delivery_ids()
+        objects = submit_objects(folder, files)
         try:
-            found = await self._find_delivery(batch.job_id, wanted)
+            found = await target.find_submission(objects, known, ident=batch.job_id)
+        except JetNotFoundError:
+            found = None  # the job is gone: submitting again meets the 404 and holds the batch
         except JetError as exc:
             log.warning("in_doubt_unresolved", batch_id=batch.id, error=str(exc))
             return False
         if found is not None:
-            log.info("in_doubt_adopted", batch_id=batch.id, delivery_id=found.delivery_id)
+            log.info("in_doubt_adopted", batch_id=batch.id, delivery_id=found)
             self._accepted(batch, folder, files, found)
         else:
             log.info("in_doubt_not_found", batch_id=batch.id)
-            self._reopen(batch, time.time(), "not received by Jet: posting again")
+            self._reopen(batch, time.time(), "not received by the target: submitting again")
             self.wake()
         return True
-
-    async def _find_delivery(self, job_id: str, wanted: set[str]) -> Delivery | None:
-        try:
-            job = await self._client.get_job(job_id)
-        except JetNotFoundError:
-            return None  # the job is gone: posting again meets the 404 and holds the batch
-        known = self._ledger.known_delivery_ids()
-        unknown = [d for d in job.delivery_ids if d not in known]
-        # The order of a job's delivery list is not documented: look at both ends.
-        edges = unknown[:IN_DOUBT_LOOKBACK] + unknown[-IN_DOUBT_LOOKBACK:]
-        for delivery_id in dict.fromkeys(edges):
-            try:
-                delivery = await self._client.get_delivery(job_id, delivery_id)
-            except JetNotFoundError:
-                continue
-            if (
-                delivery.objects is not None
-                and {o.relative_path for o in delivery.objects} == wanted
-            ):
-                return delivery
-        return None
 
 
 def live_files(files: Sequence[FileRow]) -> list[FileRow]:

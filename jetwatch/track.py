@@ -1,8 +1,11 @@
-"""Track loop: one poller follows every in-flight delivery until it ends, then records it.
+"""Track loop: one poller follows every in-flight submission until it ends, then records it.
 
-Each delivery is polled on its own adaptive interval (``poll_min`` after a change, growing
-1.5x to ``poll_max`` while nothing moves), with a bound on concurrent requests. The verdict
-comes from the delivery, never from one transfer (Jet retries transfers by itself).
+Each submission is polled through its folder's target on its own adaptive interval
+(``poll_min`` after a change, growing 1.5x to ``poll_max`` while nothing moves; bounds per
+target kind), with a bound on concurrent requests. The verdict is the target's
+:class:`~jetwatch.targets.base.Progress` (for Jet: the delivery's, never one transfer's).
+A batch of a folder a reload removed is followed through the target the folder had; after
+a restart without that folder, it waits in the ledger until the folder is configured again.
 """
 
 from __future__ import annotations
@@ -17,39 +20,15 @@ import structlog
 from jetwatch import metrics
 from jetwatch.config import FolderSettings
 from jetwatch.errors import JetError, JetNotFoundError, LedgerUnavailableError
-from jetwatch.jet.client import JetClient
-from jetwatch.jet.models import Delivery, DeliveryState
 from jetwatch.ledger import BatchRow, FileState, LedgerStore
+from jetwatch.registry import TargetRegistry
 from jetwatch.retry import plan_retry
+from jetwatch.targets.base import Progress
 from jetwatch.wakeup import sleep_or_wake
 
 log = structlog.get_logger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What a delivery's state means for its batch: done, failed (why) or still running."""
-
-    done: bool
-    failed: bool
-    reason: str = ""
-
-
-def judge(delivery: Delivery, objects: int, age_s: float, timeout_s: float) -> Verdict:
-    """Pure: success only when transferred + skipped accounts for every object."""
-    summary = delivery.summary
-    state = delivery.state
-    if state == DeliveryState.COMPLETED:
-        if summary.failed.count > 0:
-            return Verdict(True, True, f"{summary.failed.count} of {objects} objects failed")
-        if summary.transferred.count + summary.skipped.count >= objects:
-            return Verdict(True, False)
-        return Verdict(True, True, "completed without accounting for every object")
-    if state == DeliveryState.FAILED:
-        return Verdict(True, True, f"delivery failed ({summary.failed.count} objects failed)")
-    if age_s > timeout_s:
-        return Verdict(True, True, f"no terminal state after {timeout_s:.0f} s (state {state})")
-    return Verdict(False, False)
+UNCONFIGURED_RECHECK_S = 30.0  # a batch of a folder removed from the config
 
 
 @dataclass(slots=True)
@@ -60,33 +39,37 @@ class _Schedule:
 
 
 class Tracker:
-    """Polls SUBMITTED batches' deliveries; writes COMPLETED or FAILED (+ retry plan)."""
+    """Polls SUBMITTED batches' submissions; writes COMPLETED or FAILED (+ retry plan).
+
+    ``poll_bounds`` maps a target kind to its (poll_min_s, poll_max_s); other kinds use
+    ``poll_min_s`` and ``poll_max_s``.
+    """
 
     def __init__(
         self,
         ledger: LedgerStore,
-        client: JetClient,
+        targets: TargetRegistry,
         folders: Callable[[], Mapping[str, FolderSettings]],
         *,
         poll_min_s: float = 1.0,
         poll_max_s: float = 30.0,
+        poll_bounds: Mapping[str, tuple[float, float]] | None = None,
         max_concurrent: int = 8,
-        delivery_timeout_s: float = 86400.0,
         on_finished: Callable[[], None] = lambda: None,
     ) -> None:
         self._ledger = ledger
-        self._client = client
+        self._targets = targets
         self._folders = folders
         self._poll_min_s = poll_min_s
         self._poll_max_s = poll_max_s
+        self._bounds = dict(poll_bounds or {})
         self._limit = asyncio.Semaphore(max_concurrent)
-        self._timeout_s = delivery_timeout_s
         self._on_finished = on_finished
         self._schedule: dict[int, _Schedule] = {}
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
-        """A delivery was just submitted: poll it soon."""
+        """A batch was just submitted: poll it soon."""
         self._wake.set()
 
     async def run(self) -> None:
@@ -101,16 +84,15 @@ class Tracker:
             await sleep_or_wake(self._wake, delay)
 
     async def run_once(self, now: float) -> float | None:
-        """Poll every delivery that is due; return when the next one is due."""
+        """Poll every submission that is due; return when the next one is due."""
         batches = self._ledger.submitted_batches()
         live = {b.id for b in batches}
         for gone in set(self._schedule) - live:
             del self._schedule[gone]
         due = []
         for batch in batches:
-            sched = self._schedule.setdefault(
-                batch.id, _Schedule(now + self._poll_min_s, self._poll_min_s)
-            )
+            poll_min_s = self._bounds_of(batch)[0]
+            sched = self._schedule.setdefault(batch.id, _Schedule(now + poll_min_s, poll_min_s))
             if sched.next_at <= now:
                 due.append(batch)
         self._update_gauges(batches)
@@ -134,61 +116,67 @@ class Tracker:
                 await self.poll(batch)
 
     async def poll(self, batch: BatchRow) -> None:
-        """One GET of the batch's delivery and whatever it decides."""
-        assert batch.job_id is not None
+        """One look at the batch's submission through its target, and whatever it decides."""
         assert batch.delivery_id is not None
         sched = self._schedule[batch.id]
+        poll_min_s, poll_max_s = self._bounds_of(batch)
+        target = self._targets.target(batch.folder)
         now = time.time()
+        if target is None:
+            sched.next_at = now + UNCONFIGURED_RECHECK_S
+            return
+        age_s = now - (batch.submitted_at or batch.created_at)
         try:
-            delivery = await self._client.get_delivery(batch.job_id, batch.delivery_id)
+            progress = await target.poll(
+                batch.delivery_id, batch.file_count, age_s, ident=batch.job_id
+            )
         except JetNotFoundError:
-            self._finish_failed(batch, "delivery not found on the job (404)", now)
+            self._finish_failed(batch, f"{target.kind} submission not found (404)", now)
             return
         except JetError as exc:
             log.warning("delivery_poll_failed", error=str(exc))
-            sched.interval_s = min(self._poll_max_s, sched.interval_s * 2)
+            sched.interval_s = min(poll_max_s, sched.interval_s * 2)
             sched.next_at = now + sched.interval_s
             return
-        age_s = now - (batch.submitted_at or batch.created_at)
-        verdict = judge(delivery, batch.file_count, age_s, self._timeout_s)
-        if not verdict.done:
-            self._reschedule(sched, delivery, now)
-        elif verdict.failed:
-            reason = await self._failure_detail(batch, delivery, verdict.reason)
-            self._finish_failed(batch, reason, now)
+        if not progress.done:
+            self._reschedule(sched, progress, now, poll_min_s, poll_max_s)
+        elif progress.failed:
+            self._finish_failed(batch, progress.detail or "failed", now)
         else:
-            self._finish_ok(batch, delivery, now)
+            self._finish_ok(batch, progress, now)
 
-    def _reschedule(self, sched: _Schedule, delivery: Delivery, now: float) -> None:
-        s = delivery.summary
-        fingerprint = (
-            delivery.state,
-            s.transferred.count,
-            s.transferred.size_bytes,
-            s.failed.count,
-        )
+    def _bounds_of(self, batch: BatchRow) -> tuple[float, float]:
+        folder = self._folders().get(batch.folder)
+        default = (self._poll_min_s, self._poll_max_s)
+        return default if folder is None else self._bounds.get(folder.target, default)
+
+    def _reschedule(
+        self, sched: _Schedule, progress: Progress, now: float, poll_min_s: float, poll_max_s: float
+    ) -> None:
+        p = progress
+        fingerprint = (p.state, p.transferred, p.bytes_done, p.failed_count)
         if fingerprint != sched.fingerprint:
-            sched.interval_s = self._poll_min_s
+            sched.interval_s = poll_min_s
             sched.fingerprint = fingerprint
-            if delivery.state not in set(DeliveryState):
-                log.warning("delivery_state_unknown", state=delivery.state)
         else:
-            sched.interval_s = min(self._poll_max_s, sched.interval_s * 1.5)
+            sched.interval_s = min(poll_max_s, sched.interval_s * 1.5)
         sched.next_at = now + sched.interval_s
 
-    def _finish_ok(self, batch: BatchRow, delivery: Delivery, now: float) -> None:
+    def _finish_ok(self, batch: BatchRow, progress: Progress, now: float) -> None:
         self._ledger.complete_batch(batch.id, now)
         self._schedule.pop(batch.id, None)
-        s = delivery.summary
         label = batch.folder
-        metrics.FILES_TRANSFERRED.labels(label).inc(s.transferred.count)
-        metrics.FILES_SKIPPED.labels(label).inc(s.skipped.count)
-        metrics.BYTES_TRANSFERRED.labels(label).inc(s.transferred.size_bytes)
+        # A target that reports no bytes (an IM run) moved the whole batch when it moved all.
+        sent_all = progress.transferred >= batch.file_count
+        size = progress.bytes_done or (batch.total_bytes if sent_all else 0)
+        metrics.FILES_TRANSFERRED.labels(label).inc(progress.transferred)
+        metrics.FILES_SKIPPED.labels(label).inc(progress.skipped)
+        metrics.BYTES_TRANSFERRED.labels(label).inc(size)
         log.info(
             "delivery_completed",
-            transferred=s.transferred.count,
-            skipped=s.skipped.count,
-            bytes=s.transferred.size_bytes,
+            transferred=progress.transferred,
+            skipped=progress.skipped,
+            bytes=size,
             seconds=round(now - (batch.submitted_at or now), 2),
         )
         self._on_finished()
@@ -213,19 +201,6 @@ class Tracker:
             given_up=len(plan.give_up),
         )
         self._on_finished()
-
-    async def _failure_detail(self, batch: BatchRow, delivery: Delivery, reason: str) -> str:
-        """Add the transfers' error messages (the API reports counts, not per-file errors)."""
-        assert batch.job_id is not None
-        messages: list[str] = []
-        for ref in delivery.transfer_ids[:5]:
-            try:
-                transfer = await self._client.get_transfer(batch.job_id, ref)
-            except JetError:
-                continue
-            if transfer.error is not None and transfer.error.message:
-                messages.append(transfer.error.message)
-        return f"{reason}: {'; '.join(messages)}" if messages else reason
 
     def _update_gauges(self, batches: list[BatchRow]) -> None:
         counts: dict[str, int] = dict.fromkeys(self._folders(), 0)

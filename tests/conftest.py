@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.pipeline_fixtures",
     "tests.daemon_fixtures",
     "tests.im_fixtures",
+    "tests.target_fixtures",
 ]

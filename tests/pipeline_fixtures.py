@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -34,7 +37,8 @@ from jetwatch.config import (
 )
 from jetwatch.daemon import Daemon
 from jetwatch.emulator import EmulatorServer
-from jetwatch.ledger import FileState
+from jetwatch.ledger import FileKey, FileState
+from jetwatch.ledger_sqlite import SqliteLedger
 from tests.emulator_fixtures import ADMIN_ID, ADMIN_SECRET, wait_for
 
 FAST_JET: dict[str, Any] = {
@@ -90,9 +94,11 @@ def check_alive() -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(settings: Settings, *, expect_code: int = 0) -> AsyncIterator[Daemon]:
+async def running_daemon(
+    settings: Settings, *, expect_code: int = 0, jetstream_module: Any = None
+) -> AsyncIterator[Daemon]:
     """Run ``Daemon(settings).run()`` as a task until the block ends; check its exit code."""
-    daemon = Daemon(settings)
+    daemon = Daemon(settings, jetstream_module=jetstream_module)
     task = asyncio.create_task(daemon.run(), name="daemon-under-test")
     _LIVE.append(task)
 
@@ -211,12 +217,68 @@ def all_done(daemon: Daemon, count: int) -> bool:
     return s.get(FileState.DONE, 0) >= count and busy == 0
 
 
+def in_doubt_batch(ledger_path: Path, label: str, src: Path, job_id: str, names: list[str]) -> int:
+    """Record ``names`` as one batch left SUBMITTING, as a crash right after the POST would."""
+    now = time.time()
+    keys = []
+    for rel in names:
+        st = os.stat(src / rel)
+        keys.append(FileKey(rel, st.st_size, st.st_mtime_ns, st.st_ino))
+    with SqliteLedger.open(ledger_path) as ledger:
+        ids = ledger.add_stable(label, keys, now)
+        batch_id = ledger.create_batch(label, ids, now)
+        ledger.mark_submitting(batch_id, job_id, now)
+    return batch_id
+
+
 def write_file(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
 
 
+async def grow_file(path: Path, seconds: float) -> None:
+    """Append random data to ``path`` every 0.1 s for ``seconds``, like a recorder writing it."""
+    deadline = time.monotonic() + seconds
+    with path.open("wb") as fh:
+        while time.monotonic() < deadline:
+            fh.write(os.urandom(16 * 1024))
+            fh.flush()
+            await asyncio.sleep(0.1)
+
+
+async def wait_isolated(daemon: Daemon, failed_dir: Path, bad: str, good: int) -> None:
+    """Wait until ``bad`` is FAILED and moved to ``failed_dir``, and ``good`` files are DONE."""
+    await wait_true(
+        lambda: states(daemon).get(FileState.FAILED, 0) == 1 and (failed_dir / bad).exists(),
+        what="bad file given up and moved",
+    )
+    await wait_true(lambda: states(daemon).get(FileState.DONE, 0) == good, what="done")
+
+
 # ---- the daemon as a real process -------------------------------------------------------
+
+
+async def produce(src: Path, stop: asyncio.Event, names: list[str]) -> None:
+    """Drop a file every 40 ms into a few subdirectories until ``stop``."""
+    rng = random.Random(1)
+    i = 0
+    while not stop.is_set():
+        rel = f"cam{i % 3}/clip-{i:04d}.bin"
+        write_file(src / rel, rng.randbytes(rng.randint(100, 20_000)))
+        names.append(rel)
+        i += 1
+        await asyncio.sleep(0.04)
+
+
+def ledger_done(ledger: Path, count: int) -> bool:
+    """Read-only look at the ledger of the running process: ``count`` files DONE, none busy."""
+    try:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=5) as conn:
+            rows = dict(conn.execute("SELECT state, count(*) FROM files GROUP BY state"))
+    except sqlite3.Error:
+        return False
+    busy = sum(rows.get(s, 0) for s in ("STABLE", "BATCHED", "SUBMITTED", "TRANSFERRED"))
+    return bool(rows.get("DONE", 0) == count and busy == 0)
 
 
 def write_config(
@@ -282,6 +344,25 @@ class DaemonProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+async def kill_repeatedly(proc: DaemonProcess, kills: int, rng: random.Random) -> None:
+    """Start the daemon and SIGKILL it ``kills`` times at random moments (~1 s is start-up)."""
+    for _ in range(kills):
+        proc.start()
+        await asyncio.sleep(rng.uniform(0.6, 3.0))
+        assert proc.proc is not None
+        assert proc.proc.poll() is None, proc.output()[-3000:]
+        proc.kill9()
+        await asyncio.sleep(rng.uniform(0.0, 0.4))  # files keep arriving meanwhile
+
+
+async def wait_ledger_done(ledger: Path, count: int, timeout_s: float = 20.0) -> None:
+    """Wait until the running process's ledger shows ``count`` files DONE and none busy."""
+    deadline = time.monotonic() + timeout_s
+    while not await asyncio.to_thread(ledger_done, ledger, count):
+        assert time.monotonic() < deadline, "ledger never showed every file DONE"
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

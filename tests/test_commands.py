@@ -8,6 +8,8 @@ from typing import Any
 from jetwatch.emulator import ClientSpec, EmulatorServer, Role, bootstrap_manual_job
 from tests.daemon_fixtures import free_port, run_cli, write_toml
 from tests.emulator_fixtures import ADMIN_ID, ADMIN_SECRET, Api, EmulatorFactory
+from tests.im_helpers import IM_PASSWORD, IM_USER
+from tests.target_fixtures import ImSetup, im_call
 
 Job = tuple[EmulatorServer, str, Path, Path]
 
@@ -186,3 +188,61 @@ async def test_no_command_prints_the_secret_even_at_debug(
     for result in runs:
         assert secret not in result.output
     assert "Manual Job" in runs[2].stdout
+
+
+# ---- other targets ---------------------------------------------------------------------
+
+
+def im_config(tmp_path: Path, base_url: str, folders: list[dict[str, Any]], **im: Any) -> Path:
+    section = {"base_url": base_url, "username": IM_USER, "password": IM_PASSWORD, **im}
+    data = {
+        "integration_manager": {"max_retries": 1, **section},
+        "ledger": {"path": str(tmp_path / "ledger.db")},
+        "folders": [{"target": "integration-manager", **f} for f in folders],
+    }
+    return write_toml(tmp_path / "im.toml", data)
+
+
+async def test_check_online_im_folders(im_job: ImSetup, tmp_path: Path) -> None:
+    """IM folders are checked through their target: found, missing, inactive, bad password."""
+    server, config_id, src, _ = await im_job()
+    other = tmp_path / "other"
+    other.mkdir()
+    folders = [{"path": str(src), "job": config_id}, {"path": str(other), "job": "999"}]
+    path = im_config(tmp_path, server.url, folders)
+    result = await run_cli("check", "--online", "--config", str(path))
+    assert result.code == 2, result.output
+    rows = result.stdout.strip().splitlines()[-2:]
+    assert rows[0].split()[-2:] == [config_id, "ok"]
+    assert "problem: folders[1].job: job config '999' not found" in result.stderr
+    await im_call(server.url, "PUT", f"/api/jobconfigs/{config_id}", {"active": False})
+    path = im_config(tmp_path, server.url, folders[:1])
+    paused = await run_cli("check", "--online", "--config", str(path))
+    assert paused.code == 1, paused.output
+    assert f"problem: folders[0].job: job config {config_id} is paused" in paused.stderr
+    path = im_config(tmp_path, server.url, folders[:1], password="wrong-im-password")
+    refused = await run_cli("check", "--online", "--config", str(path))
+    assert refused.code == 2, refused.output
+    assert "config error: integration_manager.password: the Integration Manager API refused" in (
+        refused.stderr
+    )
+    assert "wrong-im-password" not in refused.output
+
+
+async def test_jetstream_folder_without_the_vendor_module(tmp_path: Path) -> None:
+    """`check` says the vendor module is missing (exit 2); `jobs` needs Jet credentials."""
+    (tmp_path / "in").mkdir()
+    section = {"username": "u", "password": "p", "destination_host": "receiver.example"}
+    data = {
+        "jetstream": section,
+        "ledger": {"path": str(tmp_path / "ledger.db")},
+        "folders": [{"path": str(tmp_path / "in"), "target": "jetstream", "job": "unused"}],
+    }
+    path = write_toml(tmp_path / "js.toml", data)
+    result = await run_cli("check", "--config", str(path))
+    assert result.code == 2, result.output
+    assert "config error: jetstream: the jetstream module is not installed" in result.stderr
+    assert "warning: folders[0].job: not used by jetstream folders" in result.stdout
+    jobs = await run_cli("jobs", "--config", str(path))
+    assert jobs.code == 2, jobs.output
+    assert "config error: jet.client_id: required" in jobs.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from pydantic import BaseModel
 from jetwatch import config as config_module
 from jetwatch.config import Settings, config_path, load_settings
 from jetwatch.errors import ConfigError
+from jetwatch.targets.settings import IntegrationManagerSettings, JetStreamSettings
 from tests.daemon_fixtures import write_toml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -290,7 +293,7 @@ def test_no_folders_is_a_problem_only_where_folders_matter(tmp_path: Path) -> No
 
 
 def _models() -> list[type[BaseModel]]:
-    found: list[type[BaseModel]] = []
+    found: list[type[BaseModel]] = [IntegrationManagerSettings, JetStreamSettings]
     for value in vars(config_module).values():
         if (
             isinstance(value, type)
@@ -321,3 +324,21 @@ def test_example_documents_every_key() -> None:
         if f"{name} =" not in text and f"[{name}]" not in text and f"[[{name}]]" not in text
     ]
     assert not missing, f"undocumented keys: {missing}"
+
+
+def test_example_target_sections_uncommented_load() -> None:
+    """The commented [integration_manager], [jetstream] and extra folders of the example load."""
+    keys = re.compile(r"^# (\[\[?\w+\]\]?$|\w+ = )")
+    head, sep, tail = EXAMPLE.read_text(encoding="utf-8").partition("# [integration_manager]")
+    assert sep
+    lines = (sep + tail).splitlines()
+    text = head + "\n".join(line[2:] if keys.match(line) else line for line in lines)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "example.toml"
+        path.write_text(text, encoding="utf-8")
+        settings = load_settings(path)
+    assert [f.target for f in settings.folders] == ["jet", "integration-manager", "jetstream"]
+    assert settings.integration_manager is not None
+    assert settings.integration_manager.job_config == "44"
+    assert settings.jetstream is not None
+    assert settings.jetstream.destination_host == "receiver.example.com"

@@ -10,14 +10,15 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from jetwatch.config import FolderSettings
-from jetwatch.deliver import Deliverer, check_files, object_path
+from jetwatch.deliver import Deliverer, check_files
 from jetwatch.emulator import EmulatorServer
 from jetwatch.errors import JetProtocolError
 from jetwatch.jet.client import JetClient
 from jetwatch.jet.models import Delivery, DeliveryObject
-from jetwatch.jobs import JobRegistry
 from jetwatch.ledger import BatchState, FileKey, FileRow, FileState
 from jetwatch.ledger_sqlite import SqliteLedger
+from jetwatch.registry import Route, TargetRegistry
+from jetwatch.targets.jet import JetTarget, relative_path
 from tests.emulator_fixtures import ADMIN_ID, ADMIN_SECRET
 from tests.pipeline_fixtures import emulator_stats, received
 
@@ -30,6 +31,16 @@ def row(relpath: str, path: Path) -> FileRow:
         1, "f", relpath, st.st_size, st.st_mtime_ns, st.st_ino, FileState.BATCHED,
         1, 0, 0.0, 0.0, None, False,
     )  # fmt: skip
+
+
+def object_path(folder: FolderSettings, relpath: str) -> str:
+    return relative_path(folder.root, folder.path / relpath)
+
+
+def jet_registry(client: JetClient, job: str, folder: FolderSettings) -> TargetRegistry:
+    """A registry with one Jet folder, as the daemon builds it."""
+    target = JetTarget(client, job, folder.root, close_client=False)
+    return TargetRegistry({folder.label: Route(target, job)})
 
 
 def test_object_path_is_relative_to_the_profile_root(tmp_path: Path) -> None:
@@ -75,8 +86,8 @@ async def test_open_batch_without_a_resolved_job_does_not_spin(
     ids = sqlite_ledger.add_stable("f", [FileKey("a", 1, 1, 1)], now)
     sqlite_ledger.create_batch("f", ids, now)
     async with JetClient("http://127.0.0.1:9", ADMIN_ID, SecretStr(ADMIN_SECRET)) as client:
-        jobs = JobRegistry(client, ["not-resolved"])
-        deliverer = Deliverer(sqlite_ledger, client, jobs, lambda: {"f": folder})
+        jobs = jet_registry(client, "not-resolved", folder)
+        deliverer = Deliverer(sqlite_ledger, jobs, lambda: {"f": folder})
         next_at = await deliverer.run_once(now + 1.0)
     assert next_at is None or next_at > now + 1.0
     assert [b.state for b in sqlite_ledger.open_batches(now + 1.0)] == [BatchState.OPEN]
@@ -104,9 +115,9 @@ async def test_garbled_post_answer_is_resolved_not_reposted(
     )
     batch_id = sqlite_ledger.create_batch("f", ids, now)
     async with GarbledClient(server.url, ADMIN_ID, SecretStr(ADMIN_SECRET)) as client:
-        jobs = JobRegistry(client, [job_id])
+        jobs = jet_registry(client, job_id, folder)
         assert await jobs.check_all()
-        deliverer = Deliverer(sqlite_ledger, client, jobs, lambda: {"f": folder})
+        deliverer = Deliverer(sqlite_ledger, jobs, lambda: {"f": folder})
         await deliverer.run_once(time.time())
         await deliverer.run_once(time.time())
     batch = sqlite_ledger.batch(batch_id)

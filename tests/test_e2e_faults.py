@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from jetwatch.emulator import EmulatorServer
-from jetwatch.ledger import FileState
 from jetwatch.metrics import REGISTRY
 from tests.emulator_fixtures import Api, EmulatorFactory, make_manual_job
 from tests.pipeline_fixtures import (
@@ -20,8 +19,8 @@ from tests.pipeline_fixtures import (
     received,
     running_daemon,
     set_faults,
-    states,
     wait_arrived,
+    wait_isolated,
     wait_true,
     write_file,
 )
@@ -87,7 +86,9 @@ async def test_paused_job_holds_batches_and_resumes_by_itself(
     server, job_id, src, dst = emulator_job
     settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id)
     async with running_daemon(settings) as daemon:
-        await wait_true(lambda: daemon.jobs.status(job_id).usable, what="job resolved")
+        await wait_true(
+            lambda: daemon.registry.status(settings.folders[0].label).usable, what="job resolved"
+        )
         await api.ok("PATCH", f"/v1/jobs/{job_id}", {"paused": True})
         names = [f"held-{i}.txt" for i in range(4)]
         for name in names:
@@ -127,14 +128,7 @@ async def test_failing_path_is_isolated_and_given_up(emulator_job: Job, tmp_path
         for rel in [*good, "sub/broken.bad"]:
             write_file(src / rel, rel.encode() * 10)
         await wait_arrived(src, dst, good)
-        await wait_true(
-            lambda: (
-                states(daemon).get(FileState.FAILED, 0) == 1
-                and (failed_dir / "sub" / "broken.bad").exists()
-            ),
-            what="bad file given up and moved",
-        )
-        await wait_true(lambda: states(daemon).get(FileState.DONE, 0) == len(good), what="done")
+        await wait_isolated(daemon, failed_dir, "sub/broken.bad", len(good))
         failures = daemon.status_json()["recent_failures"]
     assert [f["relpath"] for f in failures] == ["sub/broken.bad"], failures
     assert failures[0]["attempts"] >= 2

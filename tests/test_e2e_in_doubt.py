@@ -10,13 +10,14 @@ from pathlib import Path
 import structlog
 
 from jetwatch.emulator import EmulatorServer
-from jetwatch.ledger import BatchState, FileKey
+from jetwatch.ledger import BatchState
 from jetwatch.ledger_sqlite import SqliteLedger
 from tests.emulator_fixtures import Api
 from tests.pipeline_fixtures import (
     all_done,
     duplicates,
     emulator_stats,
+    in_doubt_batch,
     make_settings,
     path_counts,
     received,
@@ -29,20 +30,6 @@ from tests.pipeline_fixtures import (
 
 Job = tuple[EmulatorServer, str, Path, Path]
 POST_ROUTE = "POST /v1/jobs/{jobId}/deliveries"
-
-
-def in_doubt_batch(ledger_path: Path, label: str, src: Path, job_id: str, names: list[str]) -> int:
-    """Record ``names`` as one batch left SUBMITTING, as a crash right after the POST would."""
-    now = time.time()
-    keys = []
-    for rel in names:
-        st = os.stat(src / rel)
-        keys.append(FileKey(rel, st.st_size, st.st_mtime_ns, st.st_ino))
-    with SqliteLedger.open(ledger_path) as ledger:
-        ids = ledger.add_stable(label, keys, now)
-        batch_id = ledger.create_batch(label, ids, now)
-        ledger.mark_submitting(batch_id, job_id, now)
-    return batch_id
 
 
 def objects(src: Path, names: list[str]) -> list[dict[str, object]]:
@@ -127,7 +114,10 @@ async def test_lost_answer_then_unreachable_api_is_resolved_later(
     )
     with structlog.testing.capture_logs() as logs:
         async with running_daemon(settings) as daemon:
-            await wait_true(lambda: daemon.jobs.status(job_id).usable, what="job resolved")
+            await wait_true(
+                lambda: daemon.registry.status(settings.folders[0].label).usable,
+                what="job resolved",
+            )
             # Every request from now on takes effect, but its answer is lost.
             await set_faults(server, drop_rate=1.0, drop_phase="after")
             write_file(src / "doubt.txt", b"in doubt")

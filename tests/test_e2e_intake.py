@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import time
 from pathlib import Path
 
 import structlog
@@ -16,6 +15,7 @@ from tests.pipeline_fixtures import (
     all_done,
     arrived,
     duplicates,
+    grow_file,
     make_settings,
     path_counts,
     received,
@@ -34,12 +34,7 @@ async def test_growing_file_is_delivered_once_complete(emulator_job: Job, tmp_pa
     settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id, settle_seconds=0.4)
     async with running_daemon(settings) as daemon:
         path = src / "growing.mxf"
-        deadline = time.monotonic() + 1.6  # four times settle_seconds
-        with path.open("wb") as fh:
-            while time.monotonic() < deadline:
-                fh.write(os.urandom(16 * 1024))
-                fh.flush()
-                await asyncio.sleep(0.1)
+        await grow_file(path, 1.6)  # four times settle_seconds
         await wait_arrived(src, dst, ["growing.mxf"])
         await wait_true(lambda: all_done(daemon, 1), what="post-action done")
     deliveries = await received(server)

@@ -161,7 +161,9 @@ async def test_full_ledger_right_after_jet_accepted_is_adopted(
     settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id)
     names = ["a.bin", "b.bin"]
     async with running_daemon(settings) as daemon:
-        await wait_true(lambda: daemon.jobs.status(job_id).usable, what="job resolved")
+        await wait_true(
+            lambda: daemon.registry.status(settings.folders[0].label).usable, what="job resolved"
+        )
         with full_disk(daemon) as fake:
             # Only the write that records the accepted delivery fails, twice.
             fake.fails = FailTimes("SET state = 'SUBMITTED', delivery_id", 2)

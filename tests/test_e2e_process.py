@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -16,39 +14,18 @@ from tests.pipeline_fixtures import (
     DaemonProcess,
     arrived,
     duplicates,
+    kill_repeatedly,
     path_counts,
+    produce,
     received,
     set_faults,
     wait_arrived,
+    wait_ledger_done,
     write_config,
-    write_file,
 )
 
 Job = tuple[EmulatorServer, str, Path, Path]
 KILLS = 5
-
-
-async def produce(src: Path, stop: asyncio.Event, names: list[str]) -> None:
-    """Drop a file every 40 ms into a few subdirectories until ``stop``."""
-    rng = random.Random(1)
-    i = 0
-    while not stop.is_set():
-        rel = f"cam{i % 3}/clip-{i:04d}.bin"
-        write_file(src / rel, rng.randbytes(rng.randint(100, 20_000)))
-        names.append(rel)
-        i += 1
-        await asyncio.sleep(0.04)
-
-
-def ledger_done(ledger: Path, count: int) -> bool:
-    """Read-only look at the ledger of the running process: ``count`` files DONE, none busy."""
-    try:
-        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=5) as conn:
-            rows = dict(conn.execute("SELECT state, count(*) FROM files GROUP BY state"))
-    except sqlite3.Error:
-        return False
-    busy = sum(rows.get(s, 0) for s in ("STABLE", "BATCHED", "SUBMITTED", "TRANSFERRED"))
-    return rows.get("DONE", 0) == count and busy == 0
 
 
 @pytest.mark.slow
@@ -70,24 +47,14 @@ async def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     proc = DaemonProcess(config, tmp_path / "daemon.log")
     daemon_processes.append(proc)
     try:
-        for _ in range(KILLS):
-            proc.start()
-            # Up to ~1 s is start-up: some kills land there, most while batches are in flight.
-            await asyncio.sleep(rng.uniform(0.6, 3.0))
-            assert proc.proc is not None
-            assert proc.proc.poll() is None, proc.output()[-3000:]
-            proc.kill9()
-            await asyncio.sleep(rng.uniform(0.0, 0.4))  # files keep arriving meanwhile
+        await kill_repeatedly(proc, KILLS, rng)
     finally:
         stop.set()
         await producer
     delivered_before_restart = len(path_counts(await received(server)))
     proc.start()
     await wait_arrived(src, dst, names, timeout_s=40)
-    deadline = time.monotonic() + 20
-    while not await asyncio.to_thread(ledger_done, ledger, len(names)):
-        assert time.monotonic() < deadline, "ledger never showed every file DONE"
-        await asyncio.sleep(0.1)
+    await wait_ledger_done(ledger, len(names))
     assert proc.stop() == 0, proc.output()[-3000:]
     deliveries = await received(server)
     counts = path_counts(deliveries)

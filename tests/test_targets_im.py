@@ -21,7 +21,7 @@ from jetwatch.targets import (
     VariableSource,
     batch_token,
 )
-from jetwatch.targets.im import judge_run
+from jetwatch.targets.im import client_from_settings, judge_run
 from jetwatch.targets.im_client import IntegrationManagerClient
 from jetwatch.targets.im_models import JobRun
 from tests.emulator_fixtures import wait_for
@@ -229,9 +229,17 @@ def test_from_settings_builds_a_target() -> None:
         job_config="44",
         variables={"F": VariableSource.FILES_LINES},
     )
-    target = IntegrationManagerTarget.from_settings(settings, SecretStr(IM_PASSWORD))
+    client = client_from_settings(settings, SecretStr(IM_PASSWORD))
+    target = IntegrationManagerTarget.from_settings(settings, client)
     assert target.kind == "integration-manager"
     assert target.variables_of([SubmitObject("a", Path("/x/a"), 1)]) == {"F": "/x/a"}
+    assert "'44'" in repr(target)
+    own = IntegrationManagerTarget.from_settings(settings, client, job_config="45")
+    assert "'45'" in repr(own)
+    with pytest.raises(ValueError, match="job config"):
+        IntegrationManagerTarget.from_settings(
+            settings.model_copy(update={"job_config": None}), client
+        )
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,10 @@ from jetwatch.jet.client import JetClient
 from jetwatch.jet.models import Delivery
 from jetwatch.ledger import BatchState, FileKey, FileState
 from jetwatch.ledger_sqlite import SqliteLedger
-from jetwatch.track import Tracker, judge
+from jetwatch.registry import Route, TargetRegistry
+from jetwatch.targets.jet import JetTarget
+from jetwatch.targets.jet import judge_delivery as judge
+from jetwatch.track import Tracker
 from tests.emulator_fixtures import ADMIN_ID, ADMIN_SECRET, Api, wait_for
 from tests.pipeline_fixtures import set_faults
 
@@ -43,7 +46,7 @@ def test_completed_with_failures_is_failure() -> None:
     """A COMPLETED delivery that reports failed objects is not a success."""
     verdict = judge(delivery("COMPLETED", transferred=2, failed=1), 3, age_s=5, timeout_s=60)
     assert (verdict.done, verdict.failed) == (True, True)
-    assert "1 of 3" in verdict.reason
+    assert "1 of 3" in verdict.detail
 
 
 def test_completed_missing_objects_is_failure() -> None:
@@ -64,7 +67,7 @@ def test_running_delivery_waits_until_the_timeout_then_fails() -> None:
         assert not judge(delivery(state, transferred=1), 3, age_s=59.9, timeout_s=60).done
         late = judge(delivery(state, transferred=1), 3, age_s=60.1, timeout_s=60)
         assert (late.done, late.failed) == (True, True)
-        assert "no terminal state" in late.reason
+        assert "no terminal state" in late.detail
 
 
 def test_completed_wins_over_the_timeout() -> None:
@@ -93,7 +96,9 @@ async def test_lone_file_failing_at_its_last_attempt_is_given_up(
     created = await api.deliver(job_id, [{"relativePath": "/bad.bin", "sizeInBytes": 100}])
     sqlite_ledger.mark_submitted(batch_id, created["deliveryId"], now)
     async with JetClient(server.url, ADMIN_ID, SecretStr(ADMIN_SECRET)) as client:
-        tracker = Tracker(sqlite_ledger, client, lambda: {"f": folder}, poll_min_s=0.05)
+        target = JetTarget(client, job_id, src, close_client=False)
+        registry = TargetRegistry({"f": Route(target, job_id)})
+        tracker = Tracker(sqlite_ledger, registry, lambda: {"f": folder}, poll_min_s=0.05)
 
         async def failed() -> bool | None:
             await tracker.run_once(time.time())

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
-from collections.abc import Callable
 from pathlib import Path
-
-import structlog
 
 from jetwatch.emulator.app import EmulatorServer
 from jetwatch.emulator.bootstrap import bootstrap_manual_job
+from jetwatch.emulator.common import number_arg, serve_until_signal, spec_arg
 from jetwatch.emulator.config import (
     ClientSpec,
     EmulatorConfig,
@@ -34,57 +30,33 @@ __all__ = [
     "serve",
 ]
 
-log = structlog.get_logger(__name__)
-
-
-def _client_arg(text: str) -> ClientSpec:
-    try:
-        return parse_client(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _number_arg(
-    kind: type[int] | type[float], minimum: float, what: str
-) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{what} must be at least {minimum}")
-        return value
-
-    return parse
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``jetwatch emulator``."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
-        "--port", type=_number_arg(int, 0, "--port"), default=8080, help="0 picks a free port"
+        "--port", type=number_arg(int, 0, "--port"), default=8080, help="0 picks a free port"
     )
     parser.add_argument(
         "--state-dir", type=Path, default=None, help="keep profiles, jobs, deliveries here"
     )
     parser.add_argument(
         "--token-ttl",
-        type=_number_arg(float, 0.001, "--token-ttl"),
+        type=number_arg(float, 0.001, "--token-ttl"),
         default=3600.0,
         metavar="SECONDS",
         help="lifetime of OAuth tokens (default 3600)",
     )
     parser.add_argument(
         "--bandwidth",
-        type=_number_arg(int, 0, "--bandwidth"),
+        type=number_arg(int, 0, "--bandwidth"),
         default=0,
         metavar="BYTES_PER_S",
         help="throughput limit per transfer; 0 = unlimited",
     )
     parser.add_argument(
         "--client",
-        type=_client_arg,
+        type=spec_arg(parse_client),
         action="append",
         default=None,
         metavar="ID:SECRET[:ROLE]",
@@ -110,18 +82,4 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
 
 async def serve(args: argparse.Namespace) -> int:
     """Run the emulator until SIGINT or SIGTERM; return the exit code."""
-    config = config_from_args(args)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    # Handlers go in before the server starts, so a signal never finds the default action.
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        async with EmulatorServer(config):  # logs emulator_started with its URL
-            await stop.wait()
-            log.info("emulator_stopping")
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
-    return 0
+    return await serve_until_signal(EmulatorServer(config_from_args(args)), "emulator_stopping")

@@ -4,60 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import TracebackType
 
 import structlog
 from aiohttp import web
 
 from jetwatch.emulator.admin import AdminRoutes, RequestStats
 from jetwatch.emulator.auth import TokenStore
+from jetwatch.emulator.common import MAX_BODY_BYTES, AppServer
 from jetwatch.emulator.config import EmulatorConfig
 from jetwatch.emulator.faults import FaultInjector
 from jetwatch.emulator.middleware import make_middlewares
 from jetwatch.emulator.routes import JetRoutes
 from jetwatch.emulator.state import EmulatorState
 from jetwatch.emulator.transfers import TransferEngine
-from jetwatch.errors import ConfigError
 
 log = structlog.get_logger(__name__)
 
-_SHUTDOWN_TIMEOUT_S = 5.0
-# Jet documents no limit on objects per delivery; aiohttp's 1 MiB default would invent one.
-_MAX_BODY_BYTES = 64 * 1024 * 1024
 
-
-class EmulatorServer:
+class EmulatorServer(AppServer):
     """The Jet API emulator on a real socket; an async context manager."""
 
     def __init__(self, config: EmulatorConfig) -> None:
+        super().__init__(config.host, config.port)
         self.config = config
         self.state = EmulatorState(config.state_dir, save_interval_s=config.save_interval_s)
         self.tokens = TokenStore(config.clients, config.token_ttl_s)
         self.faults = FaultInjector()
         self.stats = RequestStats()
         self._engine: TransferEngine | None = None
-        self._runner: web.AppRunner | None = None
         self._saver: asyncio.Task[None] | None = None
-        self._port: int | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("emulator not started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """Base URL for clients, e.g. ``http://127.0.0.1:8080``."""
-        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(
-            self.config.host, self.config.host
-        )
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def build_app(self, engine: TransferEngine) -> web.Application:
         app = web.Application(
             middlewares=make_middlewares(self.tokens, self.faults, self.stats),
-            client_max_size=_MAX_BODY_BYTES,
+            client_max_size=MAX_BODY_BYTES,
         )
         app.add_routes(JetRoutes(self.state, self.tokens, engine).routes())
         app.add_routes(AdminRoutes(self.state, self.faults, self.stats).routes())
@@ -74,19 +54,7 @@ class EmulatorServer:
             max_active_transfers=self.config.max_active_transfers,
             max_objects_per_transfer=self.config.max_objects_per_transfer,
         )
-        runner = web.AppRunner(
-            self.build_app(self._engine), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            address = f"{self.config.host}:{self.config.port}"
-            raise ConfigError([("port", f"cannot listen on {address}: {exc.strerror}")]) from exc
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        await self.listen(self.build_app(self._engine))
         resumed = self._engine.resume_pending()
         self._saver = asyncio.create_task(self.state.run_saver(), name="emulator-state-saver")
         log.info(
@@ -99,10 +67,8 @@ class EmulatorServer:
 
     async def stop(self) -> None:
         """Stop listening, abandon running copies, write the state; safe to call twice."""
-        if self._runner is None:
+        if not await self.close():
             return
-        runner, self._runner = self._runner, None
-        await runner.cleanup()
         if self._engine is not None:
             await self._engine.stop()
         if self._saver is not None:
@@ -111,15 +77,3 @@ class EmulatorServer:
                 await self._saver
         await self.state.flush()
         log.info("emulator_stopped", url=self.url)
-
-    async def __aenter__(self) -> EmulatorServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

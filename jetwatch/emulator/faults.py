@@ -14,7 +14,8 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
 class DropPhase(StrEnum):
-    """When a dropped request loses its connection: before it acts, after, or either."""
+    """When a dropped request loses its connection (or a slow one waits): before it acts,
+    after, or either."""
 
     BEFORE = "before"
     AFTER = "after"
@@ -27,6 +28,7 @@ class FaultConfig:
 
     status_rates: tuple[tuple[int, float], ...] = ()
     latency_ms: float = 0.0
+    latency_phase: DropPhase = DropPhase.BEFORE
     drop_rate: float = 0.0
     drop_phase: DropPhase = DropPhase.RANDOM
     fail_paths: tuple[str, ...] = ()
@@ -36,6 +38,7 @@ class FaultConfig:
         return {
             "status_rates": {str(status): rate for status, rate in self.status_rates},
             "latency_ms": self.latency_ms,
+            "latency_phase": self.latency_phase.value,
             "drop_rate": self.drop_rate,
             "drop_phase": self.drop_phase.value,
             "fail_paths": list(self.fail_paths),
@@ -68,15 +71,31 @@ def _fail_paths(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _phase(body: dict[str, object], key: str, default: DropPhase) -> DropPhase:
+    try:
+        return DropPhase(str(body.get(key, default.value)))
+    except ValueError:
+        raise bad_request(f"{key} must be before, after or random") from None
+
+
 def parse_faults(body: object) -> FaultConfig:
     """``POST /_emulator/faults`` body; every key is optional and ``{}`` clears all faults.
 
     Besides the keys of JET-API.md it takes ``drop_phase`` (before/after/random) and
-    ``seed``, so tests can make drops and error answers reproducible.
+    ``seed``, so tests can make drops and error answers reproducible, and
+    ``latency_phase``: "after" delays the answer of a request that already took effect.
     """
     if not isinstance(body, dict):
         raise bad_request("body must be a JSON object")
-    known = {"status_rates", "latency_ms", "drop_rate", "drop_phase", "fail_paths", "seed"}
+    known = {
+        "status_rates",
+        "latency_ms",
+        "latency_phase",
+        "drop_rate",
+        "drop_phase",
+        "fail_paths",
+        "seed",
+    }
     unknown = sorted(set(body) - known)
     if unknown:
         raise bad_request(f"unknown fault keys: {', '.join(unknown)}")
@@ -86,15 +105,12 @@ def parse_faults(body: object) -> FaultConfig:
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise bad_request("seed must be an integer")
-    try:
-        drop_phase = DropPhase(body.get("drop_phase", DropPhase.RANDOM.value))
-    except ValueError:
-        raise bad_request("drop_phase must be before, after or random") from None
     return FaultConfig(
         status_rates=_status_rates(body.get("status_rates", {})),
         latency_ms=float(latency_ms),
+        latency_phase=_phase(body, "latency_phase", DropPhase.BEFORE),
         drop_rate=_rate(body.get("drop_rate", 0.0), "drop_rate"),
-        drop_phase=drop_phase,
+        drop_phase=_phase(body, "drop_phase", DropPhase.RANDOM),
         fail_paths=_fail_paths(body.get("fail_paths", [])),
         seed=seed,
     )
@@ -119,6 +135,13 @@ class FaultInjector:
                 return status
             draw -= rate
         return None
+
+    def latency_after(self) -> bool:
+        """Whether this request's latency comes after it acted (else before)."""
+        phase = self.config.latency_phase
+        if phase is DropPhase.RANDOM:
+            return self._rng.random() < 0.5
+        return phase is DropPhase.AFTER
 
     def pick_drop(self) -> DropPhase | None:
         """BEFORE or AFTER when this request's connection is to be dropped, else None."""

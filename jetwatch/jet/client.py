@@ -6,8 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
@@ -21,6 +20,7 @@ from jetwatch.errors import (
     JetProtocolError,
     JetRejectedError,
 )
+from jetwatch.jet.exchange import ApiClient, Call, Sleep, TransportSettings, decode_json
 from jetwatch.jet.models import (
     Delivery,
     DeliveryObject,
@@ -30,7 +30,7 @@ from jetwatch.jet.models import (
     Transfer,
     parse_page,
 )
-from jetwatch.jet.transport import Call, Sleep, Transport, TransportSettings, decode_json
+from jetwatch.jet.transport import Transport
 
 log = structlog.get_logger(__name__)
 
@@ -41,12 +41,14 @@ MAX_PAGES = 1000
 DELIVERIES_ROUTE = "/v1/jobs/{jobId}/deliveries"
 
 
-class JetClient:
+class JetClient(ApiClient):
     """The Jet API as coroutines returning models or raising the JetError tree.
 
     ``max_retries`` counts retries after the first attempt. ``sleep``, ``clock`` (monotonic
     seconds) and ``rand`` (uniform [0, 1)) are injectable so tests never wait for a backoff.
     """
+
+    _transport: Transport
 
     def __init__(
         self,
@@ -89,21 +91,6 @@ class JetClient:
     def __repr__(self) -> str:
         base, client_id = str(self._transport.base), self._transport.client_id
         return f"JetClient(base_url={base!r}, client_id={client_id!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the session if this client created it; an injected one is left open."""
-        await self._transport.close()
 
     # ----- public calls -------------------------------------------------------------------
 
@@ -215,7 +202,10 @@ class JetClient:
             page = parse_page(await self._transport.json(Call("GET", route, page_url, page_params)))
             found.extend(_parse(model, item) for item in page.items)
             if page.next_link is not None:
-                page_url, page_params = self._follow(page_url, page.next_link, route), None
+                page_url, page_params = (
+                    self._transport.follow(page_url, page.next_link, route),
+                    None,
+                )
             elif page.next_offset is not None:
                 limit = page.limit or len(page.items)
                 paging = {"offset": str(page.next_offset), "limit": str(limit)}
@@ -223,13 +213,6 @@ class JetClient:
             else:
                 return found
         raise JetProtocolError(f"GET {route}: more than {MAX_PAGES} pages")
-
-    def _follow(self, current: URL, link: str, route: str) -> URL:
-        target = current.join(URL(link))  # a relative link is relative to the page it came in
-        # The bearer token goes with every request: never follow a link to another origin.
-        if target.origin() != self._transport.base.origin():
-            raise JetProtocolError(f"GET {route}: next link leaves the API origin")
-        return target
 
     async def _explain_bad_request(self, job_id: str, exc: JetRejectedError) -> JetRejectedError:
         """A 400 on a delivery POST: JetJobPausedError if the job is paused, else ``exc``."""

@@ -18,6 +18,11 @@ the API error tree of *every* target, and the class says what to do:
   ``JetNotFoundError`` (job, job config or handle unknown), ``JetForbiddenError`` and
   ``JetAuthError`` (credentials refused even after a fresh login).
 
+``ident`` is what ``check`` resolved the destination to (a Jet job id, an IM job config id;
+the ledger keeps it in its ``job_id`` column). ``submit``, ``poll`` and ``find_submission``
+take the ident a batch was submitted under, so a batch stays with its job even when the
+folder is later pointed elsewhere; None means "the one resolved now".
+
 ``check`` raises ``JetTransportError``, ``JetProtocolError`` or ``JetAuthError`` when the
 back end cannot be asked at all; an answer about the destination (missing, paused,
 forbidden) comes back as a :class:`TargetStatus` with ``problem`` or ``paused`` set.
@@ -78,11 +83,13 @@ class Target(Protocol):
         """Resolve the destination and say whether it takes batches now."""
         ...
 
-    async def submit(self, objects: Sequence[SubmitObject]) -> str:
+    async def submit(self, objects: Sequence[SubmitObject], *, ident: str | None = None) -> str:
         """Submit one batch, at most once; return its handle."""
         ...
 
-    async def poll(self, handle: str, objects: int, age_s: float) -> Progress:
+    async def poll(
+        self, handle: str, objects: int, age_s: float, *, ident: str | None = None
+    ) -> Progress:
         """The progress of a submission of ``objects`` files, ``age_s`` seconds after submit.
 
         A submission older than the target's timeout without a terminal state is reported
@@ -91,7 +98,7 @@ class Target(Protocol):
         ...
 
     async def find_submission(
-        self, objects: Sequence[SubmitObject], known_handles: set[str]
+        self, objects: Sequence[SubmitObject], known_handles: set[str], *, ident: str | None = None
     ) -> str | None:
         """After a crash: the handle of a submission with exactly these objects that is not
         one of ``known_handles``, or None when it provably did not happen."""

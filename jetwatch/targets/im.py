@@ -32,6 +32,22 @@ IN_DOUBT_LOOKBACK = 200  # runs of the job config examined to resolve an in-doub
 _KNOWN = frozenset(RunStatus)
 
 
+def client_from_settings(
+    settings: IntegrationManagerSettings, password: SecretStr
+) -> IntegrationManagerClient:
+    """The client the ``[integration_manager]`` section describes (one per process)."""
+    return IntegrationManagerClient(
+        settings.base_url,
+        settings.username,
+        password,
+        request_timeout_s=settings.request_timeout_seconds,
+        connect_timeout_s=settings.connect_timeout_seconds,
+        max_retries=settings.max_retries,
+        rate_limit_per_s=settings.rate_limit_per_second,
+        token_margin_s=settings.token_margin_seconds,
+    )
+
+
 def judge_run(run: JobRun, objects: int, age_s: float, timeout_s: float) -> Progress:
     """Pure: FINISHED is success for every file; FAILED and CANCELLED fail the batch."""
     state = str(run.status or "")
@@ -76,25 +92,24 @@ class IntegrationManagerTarget:
 
     @classmethod
     def from_settings(
-        cls, settings: IntegrationManagerSettings, password: SecretStr
+        cls,
+        settings: IntegrationManagerSettings,
+        client: IntegrationManagerClient,
+        *,
+        job_config: str | None = None,
+        close_client: bool = True,
     ) -> IntegrationManagerTarget:
-        """A target and its own client from the ``[integration_manager]`` section."""
-        client = IntegrationManagerClient(
-            settings.base_url,
-            settings.username,
-            password,
-            request_timeout_s=settings.request_timeout_seconds,
-            connect_timeout_s=settings.connect_timeout_seconds,
-            max_retries=settings.max_retries,
-            rate_limit_per_s=settings.rate_limit_per_second,
-            token_margin_s=settings.token_margin_seconds,
-        )
+        """A target of the ``[integration_manager]`` section (``job_config`` overrides its own)."""
+        config_id = job_config or settings.job_config
+        if not config_id:
+            raise ValueError("no job config: set [integration_manager] job_config or a folder job")
         return cls(
             client,
-            settings.job_config,
+            config_id,
             variables=settings.variables,
             variables_key=settings.variables_key,
             run_timeout_s=settings.run_timeout_seconds,
+            close_client=close_client,
         )
 
     def __repr__(self) -> str:
@@ -114,15 +129,17 @@ class IntegrationManagerTarget:
             return TargetStatus(False, problem=f"forbidden (403): {exc.body or exc}")
         return TargetStatus(config.active, not config.active, "", config.id)
 
-    async def submit(self, objects: Sequence[SubmitObject]) -> str:
+    async def submit(self, objects: Sequence[SubmitObject], *, ident: str | None = None) -> str:
         """POST one run with the batch's variables; the handle is the run id."""
         run = await self._client.run_job_config(
-            self._config_id, self.variables_of(objects), body_key=self._variables_key
+            ident or self._config_id, self.variables_of(objects), body_key=self._variables_key
         )
         return run.id
 
-    async def poll(self, handle: str, objects: int, age_s: float) -> Progress:
-        """GET the run and judge its status."""
+    async def poll(
+        self, handle: str, objects: int, age_s: float, *, ident: str | None = None
+    ) -> Progress:
+        """GET the run and judge its status (run ids are global: ``ident`` is not needed)."""
         run = await self._client.get_job(handle)
         if run.status not in _KNOWN and handle not in self._unknown_seen:
             self._unknown_seen.add(handle)  # once per run: it is polled many times
@@ -133,15 +150,16 @@ class IntegrationManagerTarget:
         return progress
 
     async def find_submission(
-        self, objects: Sequence[SubmitObject], known_handles: set[str]
+        self, objects: Sequence[SubmitObject], known_handles: set[str], *, ident: str | None = None
     ) -> str | None:
         """A run of the job config, not yet known, carrying exactly this batch's variables.
 
         Assumes the run listing (or, failing that, the run itself) shows the variables it
         was started with; the ``batch`` token makes two batches' variables differ.
         """
+        config_id = ident or self._config_id
         wanted = self.variables_of(objects)
-        runs = await self._client.list_job_runs(self._config_id, limit=IN_DOUBT_LOOKBACK)
+        runs = await self._client.list_job_runs(config_id, limit=IN_DOUBT_LOOKBACK)
         for run in runs:
             if run.id in known_handles:
                 continue
@@ -152,7 +170,7 @@ class IntegrationManagerTarget:
                 except JetNotFoundError:
                     continue
             if variables is not None and all(variables.get(k) == v for k, v in wanted.items()):
-                log.info("im_submission_found", job_config=self._config_id, run_id=run.id)
+                log.info("im_submission_found", job_config=config_id, run_id=run.id)
                 return run.id
         return None
 

@@ -6,8 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
@@ -15,10 +14,10 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from yarl import URL
 
 from jetwatch.errors import JetError, JetJobPausedError, JetProtocolError, JetRejectedError
+from jetwatch.jet.exchange import ApiClient, Call, Sleep, TransportSettings
 from jetwatch.jet.models import parse_page
-from jetwatch.jet.transport import Call, Sleep
 from jetwatch.targets.im_models import JobConfig, JobRun, list_items
-from jetwatch.targets.im_transport import ImTransport, ImTransportSettings
+from jetwatch.targets.im_transport import ImTransport
 
 log = structlog.get_logger(__name__)
 
@@ -32,13 +31,15 @@ MAX_PAGES = 1000
 PAGE_LIMIT = 100
 
 
-class IntegrationManagerClient:
+class IntegrationManagerClient(ApiClient):
     """The Integration Manager API as coroutines returning models or raising the JetError tree.
 
     Logging in, renewing and the retry rules live in :mod:`jetwatch.targets.im_transport`.
     ``max_retries`` counts retries after the first attempt; ``sleep``, ``clock`` (monotonic
     seconds) and ``rand`` (uniform [0, 1)) are injectable so tests never wait for a backoff.
     """
+
+    _transport: ImTransport
 
     def __init__(
         self,
@@ -58,7 +59,7 @@ class IntegrationManagerClient:
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        settings = ImTransportSettings(
+        settings = TransportSettings(
             request_timeout_s=request_timeout_s,
             connect_timeout_s=connect_timeout_s,
             max_retries=max(0, max_retries),
@@ -81,21 +82,6 @@ class IntegrationManagerClient:
     def __repr__(self) -> str:
         base, user = str(self._transport.base), self._transport.username
         return f"IntegrationManagerClient(base_url={base!r}, username={user!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the session if this client created it; an injected one is left open."""
-        await self._transport.close()
 
     async def list_job_configs(self) -> list[JobConfig]:
         """Every job config the user can see."""

@@ -6,9 +6,9 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic.alias_generators import to_camel
 
 from jetwatch.errors import JetProtocolError
+from jetwatch.jet.models import WireModel
 
 
 class RunStatus(StrEnum):
@@ -37,16 +37,8 @@ class LoginAnswer(BaseModel):
     expires_in: float = 36000.0
 
 
-class ImModel(BaseModel):
-    """Base of the camelCase models: unknown fields ignored, ids coerced to strings."""
-
-    model_config = ConfigDict(
-        extra="ignore",
-        populate_by_name=True,
-        alias_generator=to_camel,
-        frozen=True,
-        coerce_numbers_to_str=True,
-    )
+# Same conventions as the Jet wire models: camelCase, unknown fields ignored, ids as strings.
+ImModel = WireModel
 
 
 class Ref(ImModel):

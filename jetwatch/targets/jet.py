@@ -17,26 +17,28 @@ from jetwatch.errors import (
 )
 from jetwatch.jet.client import JetClient
 from jetwatch.jet.models import Delivery, DeliveryObject, DeliveryState, Job
+from jetwatch.jobs import job_problem, match_job
 from jetwatch.targets.base import Progress, SubmitObject, TargetStatus
 
 log = structlog.get_logger(__name__)
 
 IN_DOUBT_LOOKBACK = 50  # newest (and oldest) unknown deliveries of a job examined per side
 MAX_ERROR_TRANSFERS = 5  # transfers whose error messages make up a failure's detail
+_KNOWN = frozenset(DeliveryState)
 
 
 def relative_path(profile_root: Path, local_path: Path) -> str:
     """``relativePath`` of a local file: relative to the source profile root, leading '/'."""
-    root = os.path.normpath(profile_root)
+    # String operations, not Path.relative_to: this runs once per file of every batch.
+    root = os.path.normpath(profile_root).rstrip("/")
     path = os.path.normpath(local_path)
-    try:
-        inside = Path(path).relative_to(root)
-    except ValueError:
+    if path == root or (not root and path == "/"):
+        return "/"
+    if not path.startswith(root + "/"):
         raise ConfigError(
             [("profile_root", f"{local_path} is not under the profile root {profile_root}")]
-        ) from None
-    posix = inside.as_posix()
-    return "/" if posix == "." else "/" + posix
+        )
+    return path[len(root) :]
 
 
 def judge_delivery(delivery: Delivery, objects: int, age_s: float, timeout_s: float) -> Progress:
@@ -100,6 +102,7 @@ class JetTarget:
         self._timeout_s = delivery_timeout_s
         self._close_client = close_client
         self._job_id: str | None = None
+        self._unknown_seen: set[str] = set()
 
     def __repr__(self) -> str:
         return f"JetTarget(job={self._job_ref!r}, profile_root={str(self._profile_root)!r})"
@@ -112,22 +115,30 @@ class JetTarget:
             return TargetStatus(False, problem=f"forbidden (403): {exc.body or exc}")
         if isinstance(job, str):
             return TargetStatus(False, problem=job)
-        if not job.is_manual:
-            problem = "job has a HOT_FOLDER trigger: jetwatch needs a manual job"
+        problem = job_problem(job)
+        if problem:
             return TargetStatus(False, job.paused, problem, job.job_id)
         return TargetStatus(not job.paused, job.paused, "", job.job_id)
 
-    async def submit(self, objects: Sequence[SubmitObject]) -> str:
+    async def submit(self, objects: Sequence[SubmitObject], *, ident: str | None = None) -> str:
         """POST one delivery of ``objects``; raises the client's errors (see base.py)."""
-        job_id = await self._job_id_or_raise()
+        job_id = ident or await self._job_id_or_raise()
         delivery = await self._client.create_delivery(job_id, self.delivery_objects(objects))
         return delivery.delivery_id
 
-    async def poll(self, handle: str, objects: int, age_s: float) -> Progress:
+    async def poll(
+        self, handle: str, objects: int, age_s: float, *, ident: str | None = None
+    ) -> Progress:
         """GET the delivery; a failure's detail lists its transfers' error messages."""
-        job_id = await self._job_id_or_raise()
+        job_id = ident or await self._job_id_or_raise()
         delivery = await self._client.get_delivery(job_id, handle)
+        state = delivery.state
+        if state is not None and state not in _KNOWN and handle not in self._unknown_seen:
+            self._unknown_seen.add(handle)  # once per delivery: it is polled many times
+            log.warning("delivery_state_unknown", delivery_id=handle, state=state)
         progress = judge_delivery(delivery, objects, age_s, self._timeout_s)
+        if progress.done:
+            self._unknown_seen.discard(handle)
         if not (progress.done and progress.failed):
             return progress
         messages = await self._transfer_errors(job_id, delivery)
@@ -136,10 +147,13 @@ class JetTarget:
         return replace(progress, detail=f"{progress.detail}: {'; '.join(messages)}")
 
     async def find_submission(
-        self, objects: Sequence[SubmitObject], known_handles: set[str]
+        self, objects: Sequence[SubmitObject], known_handles: set[str], *, ident: str | None = None
     ) -> str | None:
-        """A delivery of the job, not yet known, whose objects are exactly these."""
-        job_id = await self._job_id_or_raise()
+        """A delivery of the job, not yet known, whose objects are exactly these.
+
+        Raises JetNotFoundError when the job itself is gone.
+        """
+        job_id = ident or await self._job_id_or_raise()
         wanted = {o.relative_path for o in self.delivery_objects(objects)}
         job = await self._client.get_job(job_id)
         unknown = [d for d in job.delivery_ids if d not in known_handles]
@@ -172,20 +186,14 @@ class JetTarget:
 
     async def _resolve(self) -> Job | str:
         """The job the reference names, read fresh; a string says why there is none."""
-        jobs = await self._client.list_jobs()
-        matches = [job for job in jobs if job.job_id == self._job_ref]
-        if not matches:
-            matches = [job for job in jobs if job.name == self._job_ref]
-        if not matches:
-            return f"no job with id or name {self._job_ref!r}"
-        if len(matches) > 1:
-            ids = ", ".join(job.job_id for job in matches)
-            return f"job name {self._job_ref!r} is ambiguous ({ids}): use the job id"
+        job, why = match_job(self._job_ref, await self._client.list_jobs())
+        if job is None:
+            return why
         try:
             # The list may omit fields (paused, triggers): read the job itself.
-            job = await self._client.get_job(matches[0].job_id)
+            job = await self._client.get_job(job.job_id)
         except JetNotFoundError:
-            return f"job {matches[0].job_id} disappeared"
+            return f"job {job.job_id} disappeared"
         self._job_id = job.job_id
         return job
 

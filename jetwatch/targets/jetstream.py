@@ -35,7 +35,7 @@ from jetwatch.errors import (
     JetRejectedError,
     JetTransportError,
 )
-from jetwatch.jet.transport import Sleep
+from jetwatch.jet.exchange import Sleep
 from jetwatch.targets.base import Progress, SubmitObject, TargetStatus
 from jetwatch.targets.jetstream_api import VendorSession, load_module
 from jetwatch.targets.settings import JetStreamSettings
@@ -149,7 +149,7 @@ class JetStreamTarget:
             return TargetStatus(False, problem=f"destination unusable: {exc}")
         return TargetStatus(True, ident=str(destination.get("destinationId", "")) or None)
 
-    async def submit(self, objects: Sequence[SubmitObject]) -> str:
+    async def submit(self, objects: Sequence[SubmitObject], *, ident: str | None = None) -> str:
         """Manifest, destination, transfer; the handle names the transfer and its manifest."""
         mappings = mappings_of(objects, self._settings.destination_root)
         manifest = await self._session.call(
@@ -175,8 +175,13 @@ class JetStreamTarget:
         log.info("jetstream_transfer_created", handle=str(handle), files=len(objects))
         return str(handle)
 
-    async def poll(self, handle: str, objects: int, age_s: float) -> Progress:
-        """getTransfer; resume a suspended transfer while the allowance lasts."""
+    async def poll(
+        self, handle: str, objects: int, age_s: float, *, ident: str | None = None
+    ) -> Progress:
+        """getTransfer; resume a suspended transfer while the allowance lasts.
+
+        ``ident`` is not needed (transfer ids are the server's); it is accepted for the protocol.
+        """
         ref = Handle.parse(handle)
         wanted = {"transferId": ref.transfer_id}
         try:
@@ -202,7 +207,7 @@ class JetStreamTarget:
         return progress
 
     async def find_submission(
-        self, objects: Sequence[SubmitObject], known_handles: set[str]
+        self, objects: Sequence[SubmitObject], known_handles: set[str], *, ident: str | None = None
     ) -> str | None:
         """A transfer of a manifest with exactly these mappings, when the module can list them."""
         wanted = mappings_of(objects, self._settings.destination_root)

@@ -7,7 +7,6 @@ systemd's ``$CREDENTIALS_DIRECTORY``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 from typing import Self
 from urllib.parse import urlsplit
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from jetwatch.errors import ConfigError
+from jetwatch.secret_files import read_secret_file
 from jetwatch.targets.im_variables import DEFAULT_VARIABLES, VariableSource, template_problem
 
 
@@ -22,19 +22,38 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_secret(secret: SecretStr | None, secret_file: Path | None, key: str) -> None:
-    if secret is None and secret_file is None:
-        raise ValueError(f"set {key} or {key}_file")
+def http_url(value: str) -> str:
+    """``value`` without its trailing '/'; ValueError when it is not an http(s) URL."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value.rstrip("/")
 
 
-class IntegrationManagerSettings(_Section):
+class _TargetSection(_Section):
+    """What both target sections have: a password (or its file) and polling bounds."""
+
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    poll_min_seconds: float = Field(1.0, gt=0)
+    poll_max_seconds: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.password is None and self.password_file is None:
+            raise ValueError("set password or password_file")
+        if self.poll_max_seconds < self.poll_min_seconds:
+            raise ValueError("poll_max_seconds must be >= poll_min_seconds")
+        return self
+
+
+class IntegrationManagerSettings(_TargetSection):
     """``[integration_manager]``: where the API is, who logs in, which job config runs."""
 
     base_url: str
     username: str = Field(min_length=1)
-    password: SecretStr | None = None
-    password_file: Path | None = None
-    job_config: str = Field(min_length=1, description="id of the job config to run")
+    # Folders may name their own job config in ``job``; this one is for those that do not.
+    job_config: str | None = Field(None, min_length=1, description="id of the job config to run")
     variables: dict[str, VariableSource] = Field(default_factory=lambda: dict(DEFAULT_VARIABLES))
     variables_key: str = Field("variables", min_length=1)
     request_timeout_seconds: float = Field(30.0, gt=0)
@@ -42,17 +61,12 @@ class IntegrationManagerSettings(_Section):
     max_retries: int = Field(5, ge=0)
     rate_limit_per_second: float = Field(20.0, ge=0)
     token_margin_seconds: float = Field(300.0, ge=0)
-    poll_min_seconds: float = Field(1.0, gt=0)
-    poll_max_seconds: float = Field(30.0, gt=0)
     run_timeout_seconds: float = Field(86400.0, gt=0)
 
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value.rstrip("/")
+        return http_url(value)
 
     @field_validator("variables")
     @classmethod
@@ -62,22 +76,13 @@ class IntegrationManagerSettings(_Section):
             raise ValueError(problem)
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        _check_secret(self.password, self.password_file, "password")
-        if self.poll_max_seconds < self.poll_min_seconds:
-            raise ValueError("poll_max_seconds must be >= poll_min_seconds")
-        return self
 
-
-class JetStreamSettings(_Section):
+class JetStreamSettings(_TargetSection):
     """``[jetstream]``: the local JetStream server, its user, and the destination to send to."""
 
     host: str = Field("localhost", min_length=1)
     port: int = Field(8886, ge=1, le=65535)
     username: str = Field(min_length=1)
-    password: SecretStr | None = None
-    password_file: Path | None = None
     destination_host: str = Field(min_length=1)
     destination_port: int = Field(8886, ge=1, le=65535)
     destination_root: str = Field("/", description="path prefix of the files on the destination")
@@ -85,8 +90,6 @@ class JetStreamSettings(_Section):
     manifest_poll_seconds: float = Field(0.5, gt=0)
     manifest_timeout_seconds: float = Field(600.0, gt=0)
     call_timeout_seconds: float = Field(60.0, gt=0)
-    poll_min_seconds: float = Field(1.0, gt=0)
-    poll_max_seconds: float = Field(30.0, gt=0)
     transfer_timeout_seconds: float = Field(86400.0, gt=0)
 
     @field_validator("destination_root")
@@ -97,13 +100,6 @@ class JetStreamSettings(_Section):
             raise ValueError(f"{value!r} must be an absolute posix path without '..'")
         return root.as_posix()
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        _check_secret(self.password, self.password_file, "password")
-        if self.poll_max_seconds < self.poll_min_seconds:
-            raise ValueError("poll_max_seconds must be >= poll_min_seconds")
-        return self
-
 
 def read_secret(secret: SecretStr | None, secret_file: Path | None, key: str) -> SecretStr:
     """The secret itself, or the stripped content of its file; ConfigError naming ``key``."""
@@ -111,15 +107,4 @@ def read_secret(secret: SecretStr | None, secret_file: Path | None, key: str) ->
         return secret
     if secret_file is None:
         raise ConfigError([(key, f"required: set {key} or {key}_file")])
-    path = secret_file
-    creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not path.is_absolute() and creds:
-        path = Path(creds) / path
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError([(f"{key}_file", f"cannot read {path}: {reason}")]) from None
-    if not value:
-        raise ConfigError([(f"{key}_file", f"{path} is empty")])
-    return SecretStr(value)
+    return read_secret_file(secret_file, f"{key}_file")

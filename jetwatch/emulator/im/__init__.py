@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
-from collections.abc import Callable
 from pathlib import Path
 
-import structlog
-
+from jetwatch.emulator.common import number_arg, serve_until_signal, spec_arg
 from jetwatch.emulator.im.app import ImEmulatorServer
 from jetwatch.emulator.im.config import ImEmulatorConfig, UserSpec, default_users, parse_user
 
@@ -23,36 +19,12 @@ __all__ = [
     "serve",
 ]
 
-log = structlog.get_logger(__name__)
-
-
-def _user_arg(text: str) -> UserSpec:
-    try:
-        return parse_user(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(
-    kind: type[int] | type[float], what: str, minimum: float
-) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{what} must be at least {minimum}")
-        return value
-
-    return parse
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``jetwatch im-emulator``."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
-        "--port", type=_positive(int, "--port", 0), default=8080, help="0 picks a free port"
+        "--port", type=number_arg(int, 0, "--port"), default=8080, help="0 picks a free port"
     )
     parser.add_argument("--output-dir", type=Path, default=None, help="runs copy their files here")
     parser.add_argument(
@@ -63,14 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--token-ttl",
-        type=_positive(float, "--token-ttl", 0.001),
+        type=number_arg(float, 0.001, "--token-ttl"),
         default=36000.0,
         metavar="SECONDS",
         help="lifetime of access tokens (default 36000, as in seed 003)",
     )
     parser.add_argument(
         "--run-step",
-        type=_positive(float, "--run-step", 0.0),
+        type=number_arg(float, 0.0, "--run-step"),
         default=0.05,
         metavar="SECONDS",
         help="time a run spends QUEUED, then RUNNING, before its work (default 0.05)",
@@ -82,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--user",
-        type=_user_arg,
+        type=spec_arg(parse_user),
         action="append",
         default=None,
         metavar="USERNAME:PASSWORD",
@@ -109,18 +81,6 @@ def config_from_args(args: argparse.Namespace) -> ImEmulatorConfig:
 
 async def serve(args: argparse.Namespace) -> int:
     """Run the emulator until SIGINT or SIGTERM; return the exit code."""
-    config = config_from_args(args)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    # Handlers go in before the server starts, so a signal never finds the default action.
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        async with ImEmulatorServer(config):  # logs im_emulator_started with its URL
-            await stop.wait()
-            log.info("im_emulator_stopping")
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
-    return 0
+    return await serve_until_signal(
+        ImEmulatorServer(config_from_args(args)), "im_emulator_stopping"
+    )
