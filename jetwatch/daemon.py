@@ -30,7 +30,9 @@ from jetwatch.intake import FolderIntake
 from jetwatch.ledger import FileRow, LedgerStore
 from jetwatch.ledger_sqlite import SqliteLedger
 from jetwatch.lifecycle import Lifecycle
+from jetwatch.maintenance import LedgerMaintenance
 from jetwatch.ops import LoopMonitor, OpsServer, Readiness
+from jetwatch.pidlock import LedgerInUseError, LedgerLock
 from jetwatch.registry import Route, TargetRegistry, TargetState
 from jetwatch.sdnotify import SdNotifier, run_watchdog
 from jetwatch.track import Tracker
@@ -107,13 +109,21 @@ class Daemon:
 
     # ---- startup ---------------------------------------------------------------------
     async def _run_with_ledger(self) -> int:
+        lock = LedgerLock(self.settings.ledger.path)
         try:
+            lock.acquire()  # two daemons on one ledger would both post the same batches
             self.ledger: LedgerStore = SqliteLedger.open(self.settings.ledger.path)
+        except LedgerInUseError as exc:
+            lock.release()
+            log.error("ledger_in_use", error=str(exc))
+            return EXIT_LEDGER
         except LedgerUnavailableError as exc:
+            lock.release()
             # Disk full, read-only, permissions: not the ledger's content; a restart may do.
             log.error("ledger_unavailable", path=str(self.settings.ledger.path), error=str(exc))
             return EXIT_CRASH
         except LedgerError as exc:
+            lock.release()
             log.error(
                 "ledger_refused",
                 path=str(self.settings.ledger.path),
@@ -125,6 +135,7 @@ class Daemon:
             return await self._run_with_targets()
         finally:
             self.ledger.close()
+            lock.release()
 
     async def _run_with_targets(self) -> int:
         backends = Backends(self.settings, jetstream_module=self._jetstream_module)
@@ -178,6 +189,9 @@ class Daemon:
             on_gone=self._forget_gone,
         )
         self.monitor = LoopMonitor()
+        self.maintenance = LedgerMaintenance(
+            self.ledger, self.folders, retention_s=self.settings.ledger.retention_days * 86400
+        )
 
     # ---- main loop -------------------------------------------------------------------
     async def _main_loop(self) -> int:
@@ -196,6 +210,7 @@ class Daemon:
                     tg.create_task(self.tracker.run(), name="track"),
                     tg.create_task(self.actions.run(), name="actions"),
                     tg.create_task(self.monitor.run(), name="loop-monitor"),
+                    tg.create_task(self.maintenance.run(), name="ledger-upkeep"),
                     tg.create_task(self._announce(), name="announce"),
                     self._watchdog_task,
                 ]

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from jetwatch.errors import LedgerError
+from jetwatch.errors import LedgerError, LedgerUnavailableError
 
 
 class LedgerInUseError(LedgerError):
@@ -26,8 +26,11 @@ class LedgerLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        except OSError as exc:
+            raise LedgerUnavailableError(f"cannot create {self.path}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -120,3 +120,24 @@ async def test_missing_folder_does_not_hold_ready_back(tmp_path: Path) -> None:
         await wait_for(scanned, timeout_s=15)
         daemon.request_stop()
         assert await asyncio.wait_for(task, 20) == EXIT_OK
+
+
+async def test_a_second_daemon_on_the_same_ledger_is_refused(tmp_path: Path) -> None:
+    """One daemon per ledger: a second one exits 3 and names the lock holder; the first runs on."""
+    (tmp_path / "in").mkdir()
+    first = Daemon(settings_for(tmp_path, tmp_path / "in"))
+    running = asyncio.create_task(first.run())
+    try:
+        await wait_for(lambda: _ready_soon(first), timeout_s=20)
+        with structlog.testing.capture_logs() as logs:
+            code = await asyncio.wait_for(Daemon(settings_for(tmp_path, tmp_path / "in")).run(), 20)
+        assert code == EXIT_LEDGER
+        assert any(e["event"] == "ledger_in_use" for e in logs)
+        assert not running.done()
+    finally:
+        first.request_stop()
+        assert await asyncio.wait_for(running, 20) == EXIT_OK
+
+
+async def _ready_soon(daemon: Daemon) -> bool | None:
+    return True if getattr(daemon, "ledger", None) is not None and daemon.intakes else None
