@@ -29,7 +29,9 @@ _DIR_CACHE_SIZE = 4096
 
 def name_problem(relpath: str) -> str | None:
     """Say why a path cannot be sent as a Jet ``relativePath``, or None when it can."""
-    if _BAD_NAME.search(relpath) is None:
+    # Every character _BAD_NAME finds is unprintable (Cc, Cs): isprintable() is a cheap
+    # first pass for the common name; the rest (e.g. a no-break space) get the regex.
+    if relpath.isprintable() or _BAD_NAME.search(relpath) is None:
         return None
     if _SURROGATE.search(relpath) is not None:
         return "not valid UTF-8"
@@ -72,6 +74,7 @@ class PathFilter:
         "_dir_cache",
         "_exclude_name",
         "_exclude_path",
+        "_include_all",
         "_include_name",
         "_include_path",
         "ready_marker",
@@ -84,6 +87,8 @@ class PathFilter:
         ready_marker: str = "",
     ) -> None:
         self._include_name, self._include_path = _split(include)
+        # The default: "*" takes every name, so the include patterns need no match at all.
+        self._include_all = "*" in include
         self._exclude_name, self._exclude_path = _split((*DEFAULT_EXCLUDES, *exclude))
         self.ready_marker = ready_marker
         # Scans ask about thousands of files per directory: remember directory verdicts.
@@ -92,13 +97,26 @@ class PathFilter:
     def __call__(self, relpath: str) -> bool:
         """True when the file at ``relpath`` may be delivered."""
         head, _, name = relpath.rpartition("/")
+        if head and self._tree_excluded(head):
+            return False
+        return self._file_ok(name, relpath)
+
+    def scanned_file(self, relpath: str) -> bool:
+        """``self(relpath)`` for a file found by a scan, whose directories are not checked.
+
+        The scanner prunes excluded directories top-down (``dir_excluded``), so the
+        directories of every file it finds were accepted already.
+        """
+        return self._file_ok(relpath.rpartition("/")[2], relpath)
+
+    def _file_ok(self, name: str, relpath: str) -> bool:
         if self.ready_marker and name.endswith(self.ready_marker):
             return False
         if _hit(self._exclude_name, name) or _hit(self._exclude_path, relpath):
             return False
-        if head and self._tree_excluded(head):
-            return False
-        return _hit(self._include_name, name) or _hit(self._include_path, relpath)
+        return (
+            self._include_all or _hit(self._include_name, name) or _hit(self._include_path, relpath)
+        )
 
     def is_marker(self, relpath: str) -> bool:
         """True when ``relpath`` names a ready marker (a signal, never a delivery)."""

@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
+from jetwatch.batch import Queued
+
 _I64_LIMIT = 1 << 63
 _U64_SPAN = 1 << 64
 
@@ -220,6 +222,7 @@ class LedgerStore(Protocol):
 
     # batching
     def pending_stable(self, folder: str, limit: int | None = None) -> list[FileRow]: ...
+    def stable_queue(self, folder: str, limit: int) -> list[Queued]: ...
     def create_batch(
         self,
         folder: str,

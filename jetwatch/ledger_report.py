@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 
 from jetwatch.ledger import (
     FailedFile,
@@ -14,20 +15,40 @@ from jetwatch.ledger import (
 )
 
 # Not yet delivered: what an operator waits for, and what the oldest-pending age measures.
-_PENDING = "('STABLE', 'BATCHED', 'SUBMITTED')"
+_PENDING = ("STABLE", "BATCHED", "SUBMITTED")
 
 
 def read_counts(conn: sqlite3.Connection, folder: str | None) -> dict[str, dict[str, int]]:
-    """folder → state → count, every FileState present for each folder with rows."""
+    """folder → state → count, every FileState present for each folder with rows.
+
+    Read from ``file_counts``, which triggers keep equal to a GROUP BY over ``files``.
+    """
     result: dict[str, dict[str, int]] = {}
     for name, state, count in conn.execute(
-        "SELECT folder, state, count(*) FROM files WHERE ?1 IS NULL OR folder = ?1 "
-        "GROUP BY folder, state",
+        "SELECT folder, state, files FROM file_counts WHERE (?1 IS NULL OR folder = ?1) "
+        "AND files > 0",
         (folder,),
     ):
         per_state = result.setdefault(name, dict.fromkeys((s.value for s in FileState), 0))
         per_state[state] = int(count)
     return result
+
+
+def _oldest_pending(conn: sqlite3.Connection, folders: Iterable[str]) -> dict[str, float]:
+    """folder → stable_at of its oldest file not yet delivered.
+
+    One min() per folder and state: each is a single probe of files_by_folder_state,
+    where one GROUP BY over the pending states would walk the index of every folder.
+    """
+    oldest: dict[str, float] = {}
+    for name in folders:
+        for state in _PENDING:
+            (value,) = conn.execute(
+                "SELECT min(stable_at) FROM files WHERE folder = ? AND state = ?", (name, state)
+            ).fetchone()
+            if value is not None and (name not in oldest or value < oldest[name]):
+                oldest[name] = float(value)
+    return oldest
 
 
 def _folders(conn: sqlite3.Connection) -> tuple[FolderStatus, ...]:
@@ -38,12 +59,7 @@ def _folders(conn: sqlite3.Connection) -> tuple[FolderStatus, ...]:
             "SELECT name, mode, mode_reason, last_scan_at, files_seen, scan_duration_s FROM folders"
         )
     }
-    oldest = dict(
-        conn.execute(
-            f"SELECT folder, min(stable_at) FROM files WHERE state IN {_PENDING} "  # noqa: S608 - constants only
-            "GROUP BY folder"
-        ).fetchall()
-    )
+    oldest = _oldest_pending(conn, counts)
     empty = dict.fromkeys((s.value for s in FileState), 0)
     statuses = []
     for name in sorted(counts.keys() | scans.keys()):

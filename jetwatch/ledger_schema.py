@@ -25,6 +25,7 @@ from jetwatch.ledger import (
     from_i64,
     ledger_files,
 )
+from jetwatch.ledger_migrations import MIGRATIONS, SCHEMA_VERSION, TABLES
 from jetwatch.metrics import LEDGER_ERRORS
 
 log = structlog.get_logger(__name__)
@@ -34,65 +35,6 @@ APPLICATION_ID = 0x4A574C47
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
-_TABLES = frozenset({"files", "batches", "folders", "sqlite_sequence"})
-
-
-def _states(enum: type[FileState] | type[BatchState]) -> str:
-    return ", ".join(f"'{member.value}'" for member in enum)
-
-
-# One entry per schema version: MIGRATIONS[n] takes user_version n to n + 1. Append only.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        f"""CREATE TABLE batches (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            folder TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ({_states(BatchState)})),
-            job_id TEXT,
-            delivery_id TEXT,
-            attempt INTEGER NOT NULL,
-            parent_id INTEGER REFERENCES batches(id) ON DELETE SET NULL,
-            not_before REAL NOT NULL,
-            created_at REAL NOT NULL,
-            submitted_at REAL,
-            updated_at REAL NOT NULL,
-            held_reason TEXT,
-            file_count INTEGER NOT NULL,
-            total_bytes INTEGER NOT NULL,
-            last_error TEXT)""",
-        "CREATE INDEX batches_by_state ON batches(state, not_before)",
-        "CREATE INDEX batches_by_parent ON batches(parent_id)",
-        "CREATE INDEX batches_by_delivery ON batches(delivery_id) WHERE delivery_id IS NOT NULL",
-        f"""CREATE TABLE files (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            folder TEXT NOT NULL,
-            relpath TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            mtime_ns INTEGER NOT NULL,
-            inode INTEGER NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ({_states(FileState)})),
-            batch_id INTEGER REFERENCES batches(id),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            stable_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            error TEXT,
-            action_done INTEGER NOT NULL DEFAULT 0,
-            action_error TEXT)""",
-        # The unique key doubles as the (folder, relpath) index for the in-flight check.
-        "CREATE UNIQUE INDEX files_by_key ON files(folder, relpath, size, mtime_ns, inode)",
-        "CREATE INDEX files_by_folder_state ON files(folder, state, stable_at, id)",
-        "CREATE INDEX files_by_state ON files(state, action_done, updated_at)",
-        "CREATE INDEX files_by_batch ON files(batch_id) WHERE batch_id IS NOT NULL",
-        """CREATE TABLE folders (
-            name TEXT PRIMARY KEY,
-            mode TEXT,
-            mode_reason TEXT,
-            last_scan_at REAL,
-            files_seen INTEGER,
-            scan_duration_s REAL)""",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 _UNAVAILABLE = frozenset(
     {
@@ -183,6 +125,21 @@ class Db:
             raise
         return db
 
+    def reader(self) -> Db:
+        """A second connection to the same ledger, for long reads only (``query_only``).
+
+        Under WAL a read on its own connection sees one snapshot and holds neither the
+        write lock nor ``self.lock``: a bulk read in a worker thread (a million rows at
+        start-up) no longer makes every ledger call of the event loop wait for it.
+        """
+        other = self._connect(self.path, read_only=False)
+        try:
+            other.conn.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as exc:
+            other.conn.close()
+            raise translate(exc, self.path) from exc
+        return other
+
     @classmethod
     def _connect(cls, path: Path, *, read_only: bool) -> Db:
         target = str(path)
@@ -242,7 +199,7 @@ class Db:
             str(row[0])
             for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
-        ours = app_id == APPLICATION_ID and tables <= _TABLES
+        ours = app_id == APPLICATION_ID and tables <= TABLES
         empty = app_id == 0 and version == 0 and not tables  # new, or a 0-byte file
         if not (ours or empty):
             raise LedgerCorruptError(
@@ -274,7 +231,12 @@ class Db:
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                log.info("ledger_migrated", path=str(self.path), version=SCHEMA_VERSION)
+                log.info(
+                    "ledger_migrated",
+                    path=str(self.path),
+                    from_version=version,
+                    version=SCHEMA_VERSION,
+                )
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

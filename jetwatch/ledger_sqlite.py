@@ -20,10 +20,10 @@ from jetwatch.ledger import (
     to_i64,
 )
 from jetwatch.ledger_batches import BatchTransitions
+from jetwatch.ledger_migrations import SCHEMA_VERSION
 from jetwatch.ledger_report import read_counts, read_snapshot
 from jetwatch.ledger_schema import (
     FILE_COLUMNS,
-    SCHEMA_VERSION,
     Db,
     file_row,
     id_list,
@@ -40,8 +40,10 @@ _PRUNE_CHUNK = 1000
 class SqliteLedger(BatchTransitions):
     """The ledger in one SQLite file (WAL, synchronous=FULL); implements ``LedgerStore``."""
 
-    def __init__(self, db: Db) -> None:
+    def __init__(self, db: Db, reader: Db | None = None) -> None:
         self._db = db
+        # Bulk reads go here when given: they must not hold the lock every other call needs.
+        self._reader = reader
         self._closed = False
 
     @classmethod
@@ -51,7 +53,13 @@ class SqliteLedger(BatchTransitions):
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LedgerUnavailableError(f"cannot create the ledger's folder: {exc}") from exc
-        ledger = cls(Db.connect(path, read_only=False))
+        db = Db.connect(path, read_only=False)
+        try:
+            reader = db.reader()
+        except BaseException:
+            db.close()
+            raise
+        ledger = cls(db, reader)
         log.info("ledger_opened", path=str(path), version=SCHEMA_VERSION)
         return ledger
 
@@ -74,7 +82,11 @@ class SqliteLedger(BatchTransitions):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._db.close()
+            try:
+                if self._reader is not None:
+                    self._reader.close()
+            finally:
+                self._db.close()
 
     def __enter__(self) -> Self:
         return self
@@ -95,7 +107,7 @@ class SqliteLedger(BatchTransitions):
         A GONE row was never submitted: if its file comes back unchanged it must be offered
         again (``add_stable`` revives the row), e.g. after a share came back.
         """
-        with self._db.read() as conn:
+        with (self._reader or self._db).read() as conn:
             # The stored tuple is exactly what key_fingerprint hashes; rows stream, none kept.
             cursor = conn.execute(
                 "SELECT relpath, size, mtime_ns, inode FROM files "

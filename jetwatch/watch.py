@@ -13,12 +13,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import structlog
-from watchfiles import Change, awatch
 
 from jetwatch.metrics import WATCH_MODE
 from jetwatch.mounts import WatchMode, WatchState, choose_mode
-from jetwatch.scan import ScanReport, is_dir, next_chunk, outermost, scan_tree
+from jetwatch.scan import (
+    DirIndex,
+    ScanReport,
+    dir_times_untrusted,
+    next_chunk,
+    outermost,
+    scan_changed,
+    scan_tree,
+    under_excluded,
+)
 from jetwatch.settle import FileStat
+from jetwatch.watch_events import EventFeed, EventsFailed
 
 __all__ = ["FolderWatch", "ScanReport", "WatchMode", "WatchState"]
 
@@ -34,7 +43,7 @@ class _FolderDown(Exception):
 
 
 class _WatcherFailed(_FolderDown):
-    """awatch itself raised: inotify is not usable for this folder."""
+    """The event watcher itself failed: inotify is not usable for this folder."""
 
 
 class _SubdirGone(Exception):
@@ -47,16 +56,22 @@ class FolderWatch:
     Truth comes from scans, events are hints: a full scan at start and after every outage,
     then either EVENTS (watchfiles hints, a subdirectory scan for each new directory, a
     full rescan after a burst, a jittered reconcile scan every ``reconcile_s``) or SCAN (a
-    full scan ``scan_interval_s`` after the previous one ended). A missing or replaced
+    pass every ``scan_interval_s``: directories are stat-ed and only those whose times
+    changed are listed, which finds every new, renamed or deleted file; a file rewritten
+    in place changes no directory, so a full walk still runs every ``reconcile_s``, and
+    every pass is full where directory times cannot be trusted). A missing or replaced
     root, or a broken watcher, makes the folder DOWN; it retries with exponential backoff
     (``backoff_initial_s`` → ``backoff_max_s``) and resumes with a full scan. After the
     watcher itself failed (e.g. the inotify limit was hit later), the folder stays in SCAN.
 
-    Callbacks run on the event loop. ``accept`` and ``dir_excluded`` run in a worker thread
-    during scans and must be pure. ``on_hints`` gets relative paths of files *or
-    directories* that were added, changed, deleted or moved (a directory moved away is one
-    hint for the directory only); nothing about them was stat-ed. Excluded paths are
-    dropped. Bursts larger than ``burst_threshold`` give no hints: the rescan covers them.
+    Callbacks run on the event loop. ``accept``, ``dir_excluded`` and ``scan_filter`` run in
+    a worker thread during scans and must be pure; ``scan_filter`` drops files of a chunk
+    before it reaches ``on_scan_chunk`` (they still count as seen): the files already
+    known, which are nearly all of them, then cost the loop nothing. ``on_hints`` gets
+    relative paths of files *or directories* that were added, changed, deleted or moved (a
+    directory moved away is one hint for the directory only); nothing about them was
+    stat-ed. Excluded paths are dropped. Bursts larger than ``burst_threshold`` give no
+    hints: the rescan covers them.
     """
 
     def __init__(
@@ -81,10 +96,10 @@ class FolderWatch:
         backoff_max_s: float = 60.0,
         chunk_files: int = 2000,
         max_watches: int | None = None,
+        scan_filter: Callable[[list[FileStat]], list[FileStat]] | None = None,
     ) -> None:
         self.name = name
         self.root = Path(os.path.abspath(root))
-        self._root_prefix = os.fspath(self.root).rstrip("/") + "/"
         self._poll = poll
         self._scan_interval_s = scan_interval_s
         self._reconcile_s = reconcile_s
@@ -102,6 +117,7 @@ class FolderWatch:
         self._backoff_max_s = backoff_max_s
         self._chunk_files = chunk_files
         self._max_watches = max_watches
+        self._scan_filter = scan_filter
         self._state = WatchState(WatchMode.DOWN, "not started", time.time())
         self._mode = WatchMode.DOWN
         self._mode_reason = "not started"
@@ -109,12 +125,13 @@ class FolderWatch:
         self._root_id: tuple[int, int] | None = None
         self._wake = asyncio.Event()
         self._requests: set[str] = set()
-        self._added_dirs: set[str] = set()
-        self._burst_at: float | None = None
-        self._root_suspect = False
+        self._feed: EventFeed | None = None  # EVENTS mode's watcher
         self._up = False
         self._next_reconcile_at = 0.0
         self._next_check_at = 0.0
+        # SCAN mode: the directories of the last walk, and why passes must be full if so.
+        self._dirs: DirIndex | None = None
+        self._dirs_off: str | None = None
 
     @property
     def state(self) -> WatchState:
@@ -181,6 +198,9 @@ class FolderWatch:
                 choose_mode, self.root, self._poll, max_watches=self._max_watches
             )
         self._mode, self._mode_reason = mode, reason
+        self._dirs = None
+        if mode is WatchMode.SCAN and self._dirs_off is None:
+            self._dirs_off = await asyncio.to_thread(dir_times_untrusted, self.root)
         if mode is WatchMode.SCAN and self._poll != "scan":
             log.warning(
                 "watch_fallback_to_scan", folder=self.name, root=str(self.root), reason=reason
@@ -202,31 +222,84 @@ class FolderWatch:
 
     async def _check_root(self) -> None:
         """Raise _FolderDown when the root vanished or is another directory now (remount)."""
-        self._root_suspect = False
         if await self._stat_root() != self._root_id:
             raise _FolderDown(f"root {self.root} was replaced or remounted")
 
     async def _scan_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        next_scan_at = loop.time()
+        next_scan_at = loop.time()  # the first pass is a full walk: self._dirs is None
         while True:
             if loop.time() >= next_scan_at or "" in self._requests:
-                await self._scan("")
+                started = loop.time()
+                await self._scan_pass()
                 self._up = True
-                # From the end of a scan: a slow share never gets scans back to back.
-                next_scan_at = loop.time() + self._scan_interval_s
+                if self._dirs_off is None:
+                    # Passes are cheap now: one interval from the start of the last one, so a
+                    # file that arrived during a long full walk waits one interval, not two.
+                    gap_s = min(self._scan_interval_s, 1.0)
+                    next_scan_at = max(started + self._scan_interval_s, loop.time() + gap_s)
+                else:
+                    # From the end of a scan: a slow share never gets scans back to back.
+                    next_scan_at = loop.time() + self._scan_interval_s
             else:
                 await self._scan_subdirs()
             await self._sleep_until(next_scan_at)
 
+    async def _scan_pass(self) -> None:
+        """One SCAN-mode pass: a full walk when due or required, else changed directories."""
+        loop = asyncio.get_running_loop()
+        index = self._dirs
+        full = (
+            index is None
+            or self._dirs_off is not None
+            or "" in self._requests
+            or loop.time() >= self._next_reconcile_at
+        )
+        if not full and index is not None:
+            await self._scan("", changed=index)
+            if index.overflow:
+                self._incremental_off(f"more than {index.max_dirs} directories to keep track of")
+            return
+        if index is not None:
+            # A walk lists each directory once, the last maybe seconds from now: what
+            # changed since the last pass is looked at first, as any pass would.
+            await self._scan("", changed=index)
+        walked = DirIndex() if self._dirs_off is None else None
+        if await self._scan("", record=walked) is None or walked is None:
+            return
+        self._next_reconcile_at = loop.time() + self._jittered_reconcile_s()
+        moved = None if index is None else index.audit(walked)
+        if moved is not None:
+            self._incremental_off(f"directory {moved!r} changed without changing its times")
+        elif walked.overflow:
+            self._incremental_off(f"more than {walked.max_dirs} directories to keep track of")
+        else:
+            self._dirs = walked
+
+    def _incremental_off(self, reason: str) -> None:
+        self._dirs, self._dirs_off = None, reason
+        log.warning("scan_every_directory", folder=self.name, reason=reason)
+
     async def _events_loop(self) -> None:
-        stop = asyncio.Event()
-        pump = asyncio.create_task(self._pump(stop), name=f"watch-{self.name}")
+        feed = self._feed = EventFeed(
+            name=self.name,
+            root=os.fspath(self.root),
+            dir_excluded=self._dir_excluded,
+            on_hints=self._on_hints,
+            wake=self._wake.set,
+            burst_threshold=self._burst_threshold,
+        )
+        pump = asyncio.create_task(feed.run(), name=f"watch-{self.name}")
         pump.add_done_callback(lambda _task: self._wake.set())
         try:
-            # One turn of the loop lets awatch install its inotify watches (it does so
-            # synchronously on first use), so files written during the scan give hints.
-            await asyncio.sleep(0)
+            # Scan once the watches are in place, so files written during the scan give
+            # hints. The thread builds them (2 s at a million files) while the loop runs on.
+            waiter = asyncio.ensure_future(feed.installed.wait())
+            try:
+                await asyncio.wait({waiter, pump}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            await self._raise_if_stopped(pump)
             await self._scan("")
             self._up = True
             now = asyncio.get_running_loop().time()
@@ -234,25 +307,27 @@ class FolderWatch:
             self._next_check_at = now + self._root_check_s
             while True:
                 await self._raise_if_stopped(pump)
-                await self._sleep_until(await self._events_step())
+                await self._sleep_until(await self._events_step(feed))
         finally:
-            stop.set()
             pump.cancel()
             await asyncio.wait({pump})
             if not pump.cancelled():
                 pump.exception()  # retrieved: it was handled above, or superseded
+            await feed.stop()
+            self._feed = None
 
-    async def _events_step(self) -> float:
+    async def _events_step(self, feed: EventFeed) -> float:
         """Do what is due in EVENTS mode; return when to look again (loop time)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if self._root_suspect or now >= self._next_check_at:
+        if feed.root_suspect or now >= self._next_check_at:
+            feed.root_suspect = False
             await self._check_root()
             self._next_check_at = now + self._root_check_s
-        burst_due_at = None if self._burst_at is None else self._burst_at + self._burst_calm_s
+        burst_due_at = None if feed.burst_at is None else feed.burst_at + self._burst_calm_s
         full_due = "" in self._requests or now >= self._next_reconcile_at
         if full_due or (burst_due_at is not None and now >= burst_due_at):
-            self._burst_at = None
+            feed.burst_at = None
             await self._scan("")
             self._next_reconcile_at = loop.time() + self._jittered_reconcile_s()
             return loop.time()  # look again at once: events may have queued up meanwhile
@@ -270,123 +345,90 @@ class FolderWatch:
         if not pump.done():
             return
         exc = pump.exception()
-        if exc is not None and not isinstance(exc, _FolderDown):
+        if exc is not None and not isinstance(exc, EventsFailed):
             raise exc  # a callback bug: let the process see it
         await self._check_root()  # a vanished root also ends the watcher: say that
-        reason = exc.reason if isinstance(exc, _FolderDown) else "event watcher stopped"
+        reason = exc.reason if isinstance(exc, EventsFailed) else "event watcher stopped"
         self._events_failed = reason
         raise _WatcherFailed(reason)
-
-    async def _pump(self, stop: asyncio.Event) -> None:
-        """Feed awatch change sets to _on_changes; watcher errors become _WatcherFailed."""
-        changes_iter = awatch(
-            self.root,
-            stop_event=stop,
-            step=50,
-            debounce=400,
-            recursive=True,
-            watch_filter=None,
-            # The scanner skips unreadable directories with a warning; so does the watcher.
-            ignore_permission_denied=True,
-        )
-        try:
-            while True:
-                try:
-                    changes = await anext(changes_iter)
-                except StopAsyncIteration:
-                    return
-                except Exception as exc:
-                    # Whatever the native watcher raises (OSError, RuntimeError, a decode
-                    # error for a non-UTF-8 name wrapped in an ExceptionGroup) ends event
-                    # mode for this folder; scans take over and say why.
-                    raise _WatcherFailed(f"event watcher failed: {exc!r}") from exc
-                self._on_changes(changes)
-        finally:
-            await changes_iter.aclose()
-
-    def _on_changes(self, changes: set[tuple[Change, str]]) -> None:
-        if len(changes) > self._burst_threshold:
-            # watchfiles drops inotify queue overflows silently: assume this burst lost events.
-            if self._burst_at is None:
-                log.warning("watch_burst", folder=self.name, changes=len(changes))
-            self._burst_at = asyncio.get_running_loop().time()
-            self._wake.set()
-            return
-        hints: set[str] = set()
-        for change, abspath in changes:
-            if not abspath.startswith(self._root_prefix):
-                if change is Change.deleted and abspath.rstrip("/") == str(self.root):
-                    self._root_suspect = True
-                    self._wake.set()
-                continue
-            rel = abspath[len(self._root_prefix) :]
-            if not rel or self._excluded(rel):
-                continue
-            hints.add(rel)
-            # inotify race: files created in a new directory before its watch existed
-            # produce no events, so the directory is scanned once.
-            if change is Change.added and is_dir(abspath):
-                self._added_dirs.add(rel)
-                self._wake.set()
-        if hints:
-            self._on_hints(hints)
-
-    def _excluded(self, rel: str) -> bool:
-        end = rel.find("/")
-        while end != -1:
-            if self._dir_excluded(rel[:end]):
-                return True
-            end = rel.find("/", end + 1)
-        return self._dir_excluded(rel)
 
     # -- scanning -------------------------------------------------------------------------
 
     async def _scan_subdirs(self) -> None:
-        wanted = self._added_dirs | {d for d in self._requests if d}
-        self._added_dirs.clear()
+        wanted = {d for d in self._requests if d}
+        if self._feed is not None:
+            wanted |= self._feed.added_dirs
+            self._feed.added_dirs.clear()
         self._requests.difference_update(wanted)
         for reldir in outermost(wanted):
-            await self._scan(reldir)
+            # A subdirectory scan prunes below its start only: ``accept`` checks no ancestor.
+            if not under_excluded(reldir, self._dir_excluded):
+                await self._scan(reldir)
 
-    async def _scan(self, subdir: str) -> ScanReport | None:
+    async def _scan(
+        self, subdir: str, *, record: DirIndex | None = None, changed: DirIndex | None = None
+    ) -> ScanReport | None:
         """Scan ``subdir`` ("" = all) in a worker thread, one chunk at a time.
 
-        Pulling chunk by chunk keeps memory bounded and the loop responsive; ``cancelled``
-        stops the worker soon after this coroutine is cancelled.
+        ``record`` notes every directory walked; ``changed`` makes it a pass over the
+        directories of that index whose times changed. Pulling chunk by chunk keeps memory
+        bounded and the loop responsive; ``cancelled`` stops the worker soon after this
+        coroutine is cancelled.
         """
-        loop = asyncio.get_running_loop()
-        if not subdir:
+        if not subdir and changed is None:
             self._requests.clear()  # requests made during the scan stay for the next one
         dir_errors: list[str] = []
         stop = threading.Event()
-        chunks = scan_tree(
-            self.root,
-            accept=self._accept,
-            dir_excluded=self._dir_excluded,
-            on_bad_name=lambda rel, why: self._bad_name_from_thread(loop, rel, why),
-            subdir=subdir,
-            chunk_files=self._chunk_files,
-            on_dir_error=lambda rel, _exc: dir_errors.append(rel),
-            cancelled=stop.is_set,
-        )
+        chunks = self._chunks(subdir, record, changed, stop, dir_errors)
         started = time.monotonic()
         files_seen = 0
         try:
-            while (chunk := await self._pull(chunks, subdir)) is not None:
-                files_seen += len(chunk)
-                self._on_scan_chunk(chunk)
+            while (pulled := await self._pull(chunks, subdir)) is not None:
+                files_seen += pulled[0]
+                if pulled[1]:
+                    self._on_scan_chunk(pulled[1])
         except _SubdirGone:
             return None
         finally:
             stop.set()
         if not subdir:
             await self._check_root()  # an unmount during the scan is an outage, not emptiness
-        return self._report(subdir, files_seen, time.monotonic() - started, len(dir_errors))
+        duration_s = time.monotonic() - started
+        return self._report(subdir, files_seen, duration_s, len(dir_errors), changed is not None)
 
-    async def _pull(self, chunks: Iterator[list[FileStat]], subdir: str) -> list[FileStat] | None:
-        """Next chunk from the worker thread; translates a failure to open the start dir."""
+    def _chunks(
+        self,
+        subdir: str,
+        record: DirIndex | None,
+        changed: DirIndex | None,
+        stop: threading.Event,
+        dir_errors: list[str],
+    ) -> Iterator[list[FileStat]]:
+        """The scan's chunk iterator, to be pulled from a worker thread."""
+        loop = asyncio.get_running_loop()
+
+        def bad_name(rel: str, why: str) -> None:
+            loop.call_soon_threadsafe(self._on_bad_name, rel, why)
+
+        def dir_error(rel: str, _exc: OSError) -> None:
+            dir_errors.append(rel)
+
+        accept, excluded, chunk_files = self._accept, self._dir_excluded, self._chunk_files
+        if changed is not None:
+            return scan_changed(self.root, changed, accept=accept, dir_excluded=excluded,
+                                on_bad_name=bad_name, chunk_files=chunk_files,
+                                on_dir_error=dir_error, cancelled=stop.is_set)  # fmt: skip
+        return scan_tree(self.root, accept=accept, dir_excluded=excluded, on_bad_name=bad_name,
+                         subdir=subdir, chunk_files=chunk_files, on_dir_error=dir_error,
+                         cancelled=stop.is_set, index=record)  # fmt: skip
+
+    async def _pull(
+        self, chunks: Iterator[list[FileStat]], subdir: str
+    ) -> tuple[int, list[FileStat]] | None:
+        """Next chunk from the worker thread (files found, those kept); translates a failure
+        to open the start directory."""
         try:
-            return await asyncio.to_thread(next_chunk, chunks)
+            return await asyncio.to_thread(next_chunk, chunks, self._scan_filter)
         except OSError as exc:
             if not subdir:
                 raise _FolderDown(f"root {self.root} cannot be scanned: {exc.strerror}") from exc
@@ -394,9 +436,11 @@ class FolderWatch:
             log.debug("subdir_scan_skipped", folder=self.name, subdir=subdir, error=exc.strerror)
             raise _SubdirGone(subdir) from exc
 
-    def _report(self, subdir: str, files_seen: int, duration_s: float, errors: int) -> ScanReport:
+    def _report(
+        self, subdir: str, files_seen: int, duration_s: float, errors: int, incremental: bool
+    ) -> ScanReport:
         report = ScanReport(
-            full=not subdir,
+            full=not subdir and not incremental,
             subdir=subdir,
             files_seen=files_seen,
             duration_s=duration_s,
@@ -404,14 +448,15 @@ class FolderWatch:
             mode=self._mode,
             mode_reason=self._mode_reason,
             dir_errors=errors,
+            incremental=incremental,
         )
-        event = "scan_finished" if report.full else "subdir_scanned"
-        log.info(event, folder=self.name, subdir=subdir, files=files_seen, dir_errors=errors)
+        if incremental:
+            log.debug("changed_dirs_scanned", folder=self.name, files=files_seen)
+        else:
+            event = "scan_finished" if report.full else "subdir_scanned"
+            log.info(event, folder=self.name, subdir=subdir, files=files_seen, dir_errors=errors)
         self._on_scan_done(report)
         return report
-
-    def _bad_name_from_thread(self, loop: asyncio.AbstractEventLoop, rel: str, why: str) -> None:
-        loop.call_soon_threadsafe(self._on_bad_name, rel, why)
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import pytest
+import structlog
 
 from jetwatch.actions import PostActions, apply_action, free_name, move_file, prune_empty_dirs
 from jetwatch.config import FolderSettings
@@ -138,3 +140,39 @@ async def test_post_actions_retry_while_the_share_is_away(
     assert sqlite_ledger.counts("f")["f"][FileState.DONE] == 1
     assert not (folder.path / "a.txt").exists()
     assert len(done_calls) == 1  # the deliverer is told: a newer version may go now
+
+
+async def test_a_page_logs_one_summary_and_only_unusual_files(
+    sqlite_ledger: SqliteLedger, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A page gives one summary by outcome; per-file lines only for a changed file, or at debug."""
+    folder = FolderSettings(path=tmp_path / "w", job="j", name="f", post_action="delete")
+    now = time.time()
+    delivered(sqlite_ledger, "f", written(folder.path, "a.txt", "b.txt", "c.txt", "d.txt"), now)
+    make(folder.path / "c.txt", b"rewritten since")
+    (folder.path / "d.txt").unlink()
+    actions = PostActions(sqlite_ledger, lambda: {"f": folder})
+    caplog.set_level(logging.INFO, logger="jetwatch.actions")
+    with structlog.testing.capture_logs() as logs:
+        await actions.run_once(now)
+    (summary,) = [e for e in logs if e["event"] == "post_actions_applied"]
+    assert summary == summary | {"files": 4, "deleted": 2, "changed": 1, "already_gone": 1}
+    assert [e["path"] for e in logs if e["event"] == "post_action"] == ["c.txt"]
+
+    delivered(sqlite_ledger, "f", written(folder.path, "e.txt", "f.txt"), now)
+    caplog.set_level(logging.DEBUG, logger="jetwatch.actions")
+    with structlog.testing.capture_logs() as logs:
+        await actions.run_once(now)
+    (summary,) = [e for e in logs if e["event"] == "post_actions_applied"]
+    assert summary == summary | {"files": 2, "deleted": 2}
+    per_file = sorted(e["path"] for e in logs if e["event"] == "post_action")
+    assert per_file == ["e.txt", "f.txt"]
+
+
+def written(root: Path, *names: str) -> list[FileKey]:
+    """Write the files and return their keys."""
+    keys = []
+    for name in names:
+        st = make(root / name).stat()
+        keys.append(FileKey(name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return keys

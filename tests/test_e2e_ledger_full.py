@@ -114,8 +114,17 @@ async def test_full_ledger_blocks_intake_visibly_and_resumes(
 ) -> None:
     """While no row can be written, files wait (readiness says why); then all go, once each."""
     server, job_id, src, dst = emulator_job
+    # In scan mode full walks every 0.2 s too (not only passes over changed directories),
+    # so the files waiting for the ledger are found again and again.
+    fast_walks = {"reconcile_seconds": 0.2} if poll == "scan" else {}
     settings = make_settings(
-        server.url, src, tmp_path / "ledger.db", job_id, poll=poll, scan_interval_seconds=0.2
+        server.url,
+        src,
+        tmp_path / "ledger.db",
+        job_id,
+        poll=poll,
+        scan_interval_seconds=0.2,
+        **fast_walks,
     )
     label = settings.folders[0].label
     names = [f"during/{i}.txt" for i in range(5)]

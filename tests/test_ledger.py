@@ -24,6 +24,7 @@ from jetwatch.ledger import (
     RetryPlan,
     key_fingerprint,
 )
+from jetwatch.ledger_migrations import SCHEMA_VERSION
 from jetwatch.ledger_sqlite import SqliteLedger
 from jetwatch.metrics import LEDGER_ERRORS
 from tests.ledger_fixtures import T0, delivered, make_keys, submitted_batch
@@ -46,14 +47,14 @@ def states(ledger: SqliteLedger, folder: str = FOLDER) -> dict[str, int]:
 
 
 def test_open_creates_folder_wal_schema_version(tmp_path: Path) -> None:
-    """A new ledger gets its parent folder, WAL mode and schema version 1 in user_version."""
+    """A new ledger gets its parent folder, WAL mode and the current schema in user_version."""
     path = tmp_path / "a" / "b" / "ledger.db"
     with SqliteLedger.open(path) as ledger:
         ledger.add_stable(FOLDER, make_keys(1), T0)
         raw = sqlite3.connect(path)
         try:
             assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-            assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+            assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         finally:
             raw.close()
     with SqliteLedger.open(path) as again:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from jetwatch.filters import PathFilter
-from jetwatch.scan import outermost, scan_tree, stat_paths
+from jetwatch.scan import DirIndex, outermost, scan_changed, scan_tree, stat_paths
 from jetwatch.settle import FileStat
 
 
@@ -175,3 +177,100 @@ def test_stat_paths_splits_found_and_gone(tmp_path: Path) -> None:
 def test_outermost_drops_nested_dirs() -> None:
     """Scanning a parent covers its children."""
     assert outermost({"a", "a/b", "ab", "c/d", "c/d/e"}) == ["a", "ab", "c/d"]
+
+
+def walk_index(root: Path) -> tuple[DirIndex, set[str]]:
+    """A full walk recording its directories; the files it found."""
+    index = DirIndex()
+    chunks, _ = scan_all(root, index=index)
+    return index, {f.relpath for c in chunks for f in c}
+
+
+def changed_pass(root: Path, index: DirIndex) -> set[str]:
+    """One pass over the directories whose times changed; the files it found."""
+    path_filter = PathFilter()
+    chunks = scan_changed(
+        root,
+        index,
+        accept=path_filter.scanned_file,
+        dir_excluded=path_filter.dir_excluded,
+        on_bad_name=lambda _rel, _why: None,
+    )
+    return {f.relpath for c in chunks for f in c}
+
+
+def tick(path: Path) -> None:
+    """Wait until the filesystem clock moved past ``path``'s ctime (timestamps are coarse)."""
+    ctime_ns = os.stat(path).st_ctime_ns
+    while time.time_ns() < ctime_ns + 20_000_000:
+        time.sleep(0.005)
+
+
+def test_changed_pass_lists_changed_dirs_and_walks_new_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only directories whose times changed are listed; new ones whole; gone ones forgotten."""
+    monkeypatch.setattr("jetwatch.scan.RACY_NS", 0)
+    write(tmp_path, "a/b/c/old.mov")
+    write(tmp_path, "quiet/still.mov")
+    write(tmp_path, "doomed/sub/x.mov")
+    index, files = walk_index(tmp_path)
+    assert files == {"a/b/c/old.mov", "quiet/still.mov", "doomed/sub/x.mov"}
+    assert set(index.dirs) == {"", "a", "a/b", "a/b/c", "quiet", "doomed", "doomed/sub"}
+    assert changed_pass(tmp_path, index) == set()
+    tick(tmp_path / "doomed" / "sub")
+    write(tmp_path, "a/b/c/new.mov")
+    write(tmp_path, "quiet/still.mov", b"rewritten in place")
+    staging = tmp_path.parent / f"{tmp_path.name}-staging"
+    write(staging, "deep/er/in.mov")
+    staging.rename(tmp_path / "a" / "moved-in")
+    shutil.rmtree(tmp_path / "doomed")
+    assert changed_pass(tmp_path, index) == {
+        "a/b/c/old.mov",
+        "a/b/c/new.mov",
+        "a/moved-in/deep/er/in.mov",
+    }
+    assert set(index.dirs) == {
+        *("", "a", "a/b", "a/b/c", "quiet"),
+        *("a/moved-in", "a/moved-in/deep", "a/moved-in/deep/er"),
+    }
+    assert changed_pass(tmp_path, index) == set()
+    assert "quiet/still.mov" in walk_index(tmp_path)[1]  # only a full walk sees it
+
+
+def test_dir_changed_close_to_its_listing_is_listed_again(tmp_path: Path) -> None:
+    """A directory whose times are as recent as the look at it is listed again next pass."""
+    write(tmp_path, "d/a.mov")
+    index, _ = walk_index(tmp_path)  # just written: within RACY_NS of the listing
+    assert index.dirs["d"].recheck
+    assert changed_pass(tmp_path, index) == {"d/a.mov"}
+
+
+def test_audit_finds_listing_changes_under_unchanged_times(tmp_path: Path) -> None:
+    """A directory with other entries but the same times means directory times lie."""
+    write(tmp_path, "d/a.mov")
+    before, _ = walk_index(tmp_path)
+    after, _ = walk_index(tmp_path)
+    before.dirs["d"].recheck = False
+    assert before.audit(after) is None
+    before.dirs["d"].entries = 5
+    assert before.audit(after) == "d"
+
+
+def test_index_gives_up_past_max_dirs(tmp_path: Path) -> None:
+    """More directories than the index may hold set ``overflow``."""
+    for i in range(5):
+        write(tmp_path, f"d{i}/a.mov")
+    index = DirIndex(max_dirs=3)
+    scan_all(tmp_path, index=index)
+    assert index.overflow
+    assert len(index.dirs) == 3
+
+
+def test_changed_pass_raises_when_the_root_is_gone(tmp_path: Path) -> None:
+    """A missing root is the caller's outage, raised at the first chunk."""
+    write(tmp_path / "root", "a.mov")
+    index, _ = walk_index(tmp_path / "root")
+    shutil.rmtree(tmp_path / "root")
+    with pytest.raises(FileNotFoundError):
+        changed_pass(tmp_path / "root", index)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from jetwatch.filters import PathFilter
 from jetwatch.metrics import REGISTRY
@@ -163,8 +165,8 @@ async def test_events_mode_scans_new_directory(rec: Recorder, root: Path, tmp_pa
         await rec.wait(lambda: "x/y/quick.mov" in rec.scanned | rec.hinted, "quick file")
 
 
-async def test_scan_mode_sees_new_file_on_next_scan(rec: Recorder, root: Path) -> None:
-    """In SCAN mode a new file shows up in the next periodic full scan, without hints."""
+async def test_scan_mode_sees_new_file_on_next_pass(rec: Recorder, root: Path) -> None:
+    """In SCAN mode a new file shows up in the next pass (of changed directories), no hints."""
     async with running(make_watch(rec, root, poll="scan")):
         await rec.wait(lambda: rec.full_scans() >= 1, "first full scan")
         assert rec.states[-1] == WatchState(
@@ -172,10 +174,72 @@ async def test_scan_mode_sees_new_file_on_next_scan(rec: Recorder, root: Path) -
         )
         assert rec.reports[0].mode is WatchMode.SCAN
         (root / "later.mov").write_bytes(b"x")
-        await rec.wait(
-            lambda: "later.mov" in rec.scanned and rec.full_scans() >= 2, "periodic scan"
-        )
+        await rec.wait(lambda: "later.mov" in rec.scanned, "next pass")
         assert rec.hints == []
+        assert rec.full_scans() == 1  # the next full walk is reconcile_s away
+
+
+def seen(rec: Recorder, relpath: str, size: int) -> bool:
+    return any(f.relpath == relpath and f.size == size for chunk in rec.chunks for f in chunk)
+
+
+async def test_scan_passes_list_only_changed_directories(
+    rec: Recorder, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New files in deep or renamed-in directories show at the next pass; an in-place rewrite
+    (no directory changes) only at the next full walk."""
+    monkeypatch.setattr("jetwatch.scan.RACY_NS", 0)  # only real directory changes count
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (root / "other").mkdir()
+    (root / "quiet").mkdir()
+    (root / "quiet" / "still.mov").write_bytes(b"1")
+    watch = make_watch(rec, root, poll="scan", reconcile_s=3600)
+    async with running(watch):
+        await rec.wait(lambda: rec.full_scans() >= 1, "first full scan")
+        passes = len(rec.reports)
+        await rec.wait(lambda: len(rec.reports) >= passes + 1, "a pass with nothing new")
+        assert rec.reports[-1].incremental
+        assert rec.reports[-1].files_seen == 0
+        (root / "a" / "b" / "c" / "deep.mov").write_bytes(b"22")
+        staging = tmp_path / "staging"
+        (staging / "sub").mkdir(parents=True)
+        (staging / "sub" / "inside.mov").write_bytes(b"333")
+        staging.rename(root / "other" / "moved-in")
+        with (root / "quiet" / "still.mov").open("ab") as handle:
+            handle.write(b"+more")  # rewritten in place: no directory time changes
+        await rec.wait(lambda: seen(rec, "a/b/c/deep.mov", 2), "deep new file")
+        await rec.wait(lambda: seen(rec, "other/moved-in/sub/inside.mov", 3), "renamed-in dir")
+        assert rec.full_scans() == 1
+        passes = len(rec.reports)
+        await rec.wait(lambda: len(rec.reports) >= passes + 2, "two more passes")
+        assert not seen(rec, "quiet/still.mov", 6)
+        watch.request_rescan()
+        await rec.wait(lambda: rec.full_scans() >= 2, "full walk")
+        assert seen(rec, "quiet/still.mov", 6)
+
+
+async def test_scan_passes_are_full_where_directory_times_lie(
+    rec: Recorder, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full walk that finds a directory listing changed under unchanged times turns the
+    incremental passes off: from then on every pass walks the whole tree."""
+    monkeypatch.setattr("jetwatch.scan.RACY_NS", 0)
+    (root / "d").mkdir()
+    (root / "d" / "a.mov").write_bytes(b"1")
+    watch = make_watch(rec, root, poll="scan", reconcile_s=3600)
+    async with running(watch):
+        await rec.wait(lambda: rec.full_scans() >= 1, "first full scan")
+        # What a filesystem without directory times looks like: the index says "d" had
+        # other entries than the walk will find, under the same times.
+        assert watch._dirs is not None
+        watch._dirs.dirs["d"].entries += 1
+        with structlog.testing.capture_logs() as logs:
+            watch.request_rescan()
+            await rec.wait(lambda: rec.full_scans() >= 2, "audited full walk")
+            await rec.wait(lambda: rec.full_scans() >= 3, "next pass, full again")
+        (event,) = [e for e in logs if e["event"] == "scan_every_directory"]
+        assert "'d' changed without changing its times" in event["reason"]
+        assert not any(r.incremental for r in rec.reports[-2:])
 
 
 async def test_root_removed_then_recreated(rec: Recorder, root: Path) -> None:
@@ -263,13 +327,13 @@ async def test_callback_error_propagates(rec: Recorder, root: Path) -> None:
 async def test_watcher_failure_falls_back_to_scan(
     rec: Recorder, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When awatch fails (e.g. inotify limit hit), the folder goes DOWN, then scans."""
+    """When the watcher fails (e.g. inotify limit hit), the folder goes DOWN, then scans."""
 
-    async def failing_awatch(*_args: Any, **_kwargs: Any) -> AsyncIterator[set[Any]]:
+    def failing_watch(*_args: Any, **_kwargs: Any) -> Iterator[set[Any]]:
         raise OSError("OS file watch limit reached")
-        yield set()  # pragma: no cover - makes this an async generator
+        yield set()  # pragma: no cover - makes this a generator
 
-    monkeypatch.setattr("jetwatch.watch.awatch", failing_awatch)
+    monkeypatch.setattr("jetwatch.watch_events.watch", failing_watch)
     async with running(make_watch(rec, root)):
         await rec.wait(
             lambda: any(s.mode is WatchMode.SCAN for s in rec.states), "fallback to SCAN"
@@ -277,7 +341,27 @@ async def test_watcher_failure_falls_back_to_scan(
         modes = [s.mode for s in rec.states]
         assert modes[:3] == [WatchMode.EVENTS, WatchMode.DOWN, WatchMode.SCAN]
         assert "watch limit" in rec.states[-1].reason
-        await rec.wait(lambda: rec.full_scans() >= 2, "scans in fallback mode")
+        await rec.wait(lambda: len(rec.reports) >= 2, "scans in fallback mode")
+
+
+def watcher_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "watch:test"]
+
+
+async def test_watcher_thread_gives_hints_and_stops(rec: Recorder, root: Path) -> None:
+    """The watcher runs in its own thread, its hints reach the loop, and it ends with run()."""
+    task = asyncio.create_task(make_watch(rec, root).run())
+    await rec.wait(lambda: rec.full_scans() >= 1, "first full scan")
+    (thread,) = watcher_threads()
+    assert thread is not threading.current_thread()
+    (root / "hello.mov").write_bytes(b"x")
+    await rec.wait(lambda: "hello.mov" in rec.hinted, "hint from the thread")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, TIMEOUT_S)
+    thread.join(TIMEOUT_S)
+    assert not thread.is_alive()
+    assert watcher_threads() == []
 
 
 async def test_cancel_stops_promptly(rec: Recorder, root: Path) -> None:

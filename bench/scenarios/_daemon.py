@@ -30,7 +30,14 @@ def toml_value(value: object) -> str:
 
 
 def write_config(
-    path: Path, *, base_url: str, folder: Path, ledger: Path, job: str, **folder_opts: object
+    path: Path,
+    *,
+    base_url: str,
+    folder: Path,
+    ledger: Path,
+    job: str,
+    log_level: str = "info",
+    **folder_opts: object,
 ) -> Path:
     """A daemon config: one folder named "bench", JSON logs, ops on a free port.
 
@@ -48,7 +55,7 @@ def write_config(
         "[http]",
         'listen = "127.0.0.1:0"',
         "[log]",
-        'level = "info"',
+        f"level = {toml_value(log_level)}",
         'format = "json"',
         "[[folders]]",
         'name = "bench"',

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -52,6 +53,10 @@ class Outcome:
     last_s: float | None = None
     write_s: float = 0.0
     cpu_s: float | None = None
+    done_s: float | None = None  # every file DONE (post-action applied), after the last close
+    cpu_done_s: float | None = None
+    closed_at: float = 0.0  # epoch seconds of the last close
+    cpu_at_start: float = 0.0
     peak_rss_mb: float | None = None
     timed_out: bool = False
     queue_limited: bool = False
@@ -135,6 +140,8 @@ async def jetwatch_burst(
         if ready is None:
             raise RuntimeError("daemon not ready in 60 s: " + daemon.tail())
         await run_burst(emu, job, folder, daemon, outcome)
+        if queue is None:
+            await wait_done(base / "ledger.db", daemon, outcome)
     finally:
         await daemon.stop()
         if witness is not None:
@@ -151,9 +158,10 @@ async def run_burst(
     since = len(emu.recorder.posts)
     mark = len(daemon.events)
     calls_before = dict(emu.server.stats.by_route)
-    cpu_before = daemon.cpu_s()
+    cpu_before = outcome.cpu_at_start = daemon.cpu_s()
     started, last_close = await write_burst(folder, paths)
     outcome.write_s = last_close - started
+    outcome.closed_at = last_close
     timeout_s = 60 + outcome.files / 1000
 
     def all_posted() -> bool:
@@ -176,6 +184,25 @@ async def run_burst(
         for route, n in emu.server.stats.by_route.items()
         if n > calls_before.get(route, 0)
     }
+
+
+def done_files(ledger: Path) -> int:
+    """Files DONE in the daemon's ledger, read through a read-only connection."""
+    conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM files WHERE state = 'DONE'").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def wait_done(ledger: Path, daemon: DaemonProcess, outcome: Outcome) -> None:
+    """Wait until every file's post-action ran: the whole pipeline's time and CPU."""
+    done = await wait_until(
+        lambda: not daemon.alive() or done_files(ledger) >= outcome.files, 120, 0.2
+    )
+    if done and daemon.alive():
+        outcome.done_s = time.time() - outcome.closed_at
+        outcome.cpu_done_s = daemon.cpu_s() - outcome.cpu_at_start
 
 
 def timeline(daemon: DaemonProcess, mark: int, last_close: float) -> dict[str, float]:
@@ -283,6 +310,9 @@ def report(result: Result, ours: Outcome, over: Outcome, peers: dict[str, Outcom
     result.add("files missed", ours.missed, target=0, peers=peer("missed"))
     result.add("files POSTed twice", ours.objects - ours.reported, target=0)
     result.add("daemon CPU, burst start → all POSTed", ours.cpu_s, "s")
+    done_s = None if ours.done_s is None else ours.done_s - SETTLE_S
+    result.add("all DONE (post-action applied), after last file settled", done_s, "s")
+    result.add("daemon CPU, burst start → all DONE", ours.cpu_done_s, "s")
     result.add("daemon peak RSS", ours.peak_rss_mb, "MB")
     witness = None if over.witness_seen is None else over.files - over.witness_seen
     result.add(

@@ -17,7 +17,7 @@ CALM_S = 1.0  # after ready: let start-up work (token, job lookup, first polls) 
 
 async def run(ctx: Context) -> Result:
     tree = await big_tree(ctx)
-    window_s = ctx.size(10, 60)
+    window_s = ctx.size(5, 60)
     result = Result(NAME, {"files": tree.files, "dirs": tree.dirs, "window_s": window_s})
     timeout_s = 120 if ctx.quick else 600
     async with BenchEmulator(ctx.work / "idle") as emu:

@@ -17,6 +17,7 @@ NAME = "ledger"
 BATCH_FILES = 1000
 ADD_CHUNK = 10_000
 ONE_BY_ONE = 300
+QUEUE_LIMIT = 20 * BATCH_FILES  # what one deliverer round could batch
 T = TypeVar("T")
 
 
@@ -45,6 +46,7 @@ def pipeline(ledger: SqliteLedger, n: int) -> dict[str, float]:
         ids += new
         spent["add_stable"] += took
     spent["pending_stable"] = timed(lambda: ledger.pending_stable("bench"))[1]
+    spent["stable_queue"] = timed(lambda: ledger.stable_queue("bench", QUEUE_LIMIT))[1]
     for start in range(0, len(ids), BATCH_FILES):
         chunk = ids[start : start + BATCH_FILES]
         batch, took = timed(lambda c=chunk: ledger.create_batch("bench", c, now))
@@ -107,6 +109,12 @@ async def run(ctx: Context) -> Result:
     for step in steps:
         result.add(f"{step} files/s", n / spent[step], "/s", better="higher")
     result.add(f"pending_stable with {n:,} STABLE rows", spent["pending_stable"] * 1000, "ms")
+    result.add(
+        f"stable_queue(limit {QUEUE_LIMIT:,}) with {n:,} STABLE rows",
+        spent["stable_queue"] * 1000,
+        "ms",
+        note="the slim (id, size, stable_at) query one batching round needs",
+    )
     result.add(f"known_fingerprints of {rows:,} rows", finger_s * 1000, "ms")
     result.add(f"known_fingerprints memory ({rows:,} rows)", finger_mb, "MB")
     result.notes.append(

@@ -107,6 +107,10 @@ async def run(ctx: Context) -> Result:
     result.add("RSS after ready", rss_mb, "MB")
     for label, seconds in phase_times(daemon):
         result.add(f"phase: {label}", seconds, "s")
+    migration = ctx.cache.get("migration")
+    if isinstance(migration, tuple):
+        old, new, took = migration
+        result.add(f"ledger upgrade, schema {old} → {new} (once; cached ledger)", took, "s")
     scan = daemon.find("scan_done", full=True)
     if scan is not None:
         result.notes.append(f"first scan: {scan.get('files')} files in {scan.get('seconds')} s")
