@@ -32,7 +32,7 @@ from jetwatch.ledger_sqlite import SqliteLedger
 from jetwatch.lifecycle import Lifecycle
 from jetwatch.maintenance import LedgerMaintenance
 from jetwatch.ops import LoopMonitor, OpsServer, Readiness
-from jetwatch.pidlock import LedgerInUseError, LedgerLock
+from jetwatch.pidlock import LedgerLock
 from jetwatch.registry import Route, TargetRegistry, TargetState
 from jetwatch.sdnotify import SdNotifier, run_watchdog
 from jetwatch.track import Tracker
@@ -109,27 +109,29 @@ class Daemon:
 
     # ---- startup ---------------------------------------------------------------------
     async def _run_with_ledger(self) -> int:
-        lock = LedgerLock(self.settings.ledger.path)
+        path = self.settings.ledger.path
         try:
-            lock.acquire()  # two daemons on one ledger would both post the same batches
-            self.ledger: LedgerStore = SqliteLedger.open(self.settings.ledger.path)
-        except LedgerInUseError as exc:
-            lock.release()
-            log.error("ledger_in_use", error=str(exc))
-            return EXIT_LEDGER
+            self.ledger: LedgerStore = SqliteLedger.open(path)
         except LedgerUnavailableError as exc:
-            lock.release()
             # Disk full, read-only, permissions: not the ledger's content; a restart may do.
-            log.error("ledger_unavailable", path=str(self.settings.ledger.path), error=str(exc))
+            log.error("ledger_unavailable", path=str(path), error=str(exc))
             return EXIT_CRASH
         except LedgerError as exc:
-            lock.release()
             log.error(
                 "ledger_refused",
-                path=str(self.settings.ledger.path),
+                path=str(path),
                 error=str(exc),
                 hint="see README 'Ledger': jetwatch ledger move-aside",
             )
+            return EXIT_LEDGER
+        # Locked after the checks so a refused ledger's folder stays untouched; SQLite's own
+        # locking already guards a concurrent open. Two daemons would post the same batches.
+        lock = LedgerLock(path)
+        try:
+            lock.acquire()
+        except LedgerError as exc:
+            self.ledger.close()
+            log.error("ledger_in_use", error=str(exc))
             return EXIT_LEDGER
         try:
             return await self._run_with_targets()
