@@ -341,8 +341,8 @@ def report(result: Result, ours: Outcome, over: Outcome, peers: dict[str, Outcom
 
 
 async def run(ctx: Context) -> Result:
-    n_files = ctx.size(10_000, 100_000)
-    n_over = ctx.size(2_000, 100_000)
+    n_files = ctx.size(5_000, 100_000)
+    n_over = ctx.size(1_000, 100_000)
     result = Result(NAME, {"files": n_files, "dirs": DIRS, "max_files": MAX_FILES})
     async with BenchEmulator(ctx.work / "burst") as emu:
         say(f"burst: jetwatch, {n_files:,} files")

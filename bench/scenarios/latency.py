@@ -65,7 +65,7 @@ async def drop_files(
 
 
 async def run(ctx: Context) -> Result:
-    n_files = ctx.size(4, 40)
+    n_files = ctx.size(3, 40)
     result = Result(NAME, {"files": n_files, "settle_s": SETTLE_S, "linger_s": LINGER_S})
     base = ctx.work / "latency"
     folder = base / "in"
