@@ -136,10 +136,6 @@ class TargetRegistry:
     def ready(self) -> bool:
         return self.api_ok and all(s.ident is not None for s in self._state.values())
 
-    def request_check(self) -> None:
-        """Ask for an early re-check (a submission was refused as paused, missing, forbidden)."""
-        self._wake.set()
-
     def note_refused(self, label: str, problem: str, *, paused: bool = False) -> None:
         """Record what a refused submission told us, until the next check says otherwise."""
         old = self.status(label)
