@@ -1,4 +1,4 @@
-"""The one exception tree of jetwatch; the class of an error says what to do about it.
+"""The one exception tree of jetwatch, and its exit codes; the class of an error says what to do.
 
 ::
 
@@ -7,21 +7,33 @@
     ├── LedgerError                  the ledger cannot be used
     │   ├── LedgerCorruptError       integrity check failed / not a ledger: refuse to start
     │   └── LedgerUnavailableError   disk full, read-only, locked: pause intake, retry
-    └── JetError                     anything from talking to an API
-        ├── JetTransportError        retryable: connect, timeout, 429, 5xx
-        ├── JetOutcomeUnknownError   a POST was sent, no answer came: resolve, never re-POST
-        ├── JetProtocolError         the answer breaks the contract (bad JSON or shape)
-        └── JetRejectedError         the API said no (4xx other than 429); ``status``, ``body``
-            ├── JetAuthError         401 after a fresh token, or credentials refused
-            ├── JetForbiddenError    403: the role may not do this
-            ├── JetNotFoundError     404: job, delivery or transfer unknown
-            └── JetJobPausedError    400 on a delivery POST to a paused job
+    └── ApiError                     anything from talking to a transfer API (any target)
+        ├── TransportError           retryable: connect, timeout, 429, 5xx; nothing submitted
+        ├── OutcomeUnknownError      a submission was sent, no answer came: resolve, never re-send
+        ├── ProtocolError            the answer breaks the contract (bad JSON or shape)
+        └── RejectedError            the API said no (4xx other than 429); ``status``, ``body``
+            ├── AuthError            401 after a fresh token or login, or credentials refused
+            ├── ForbiddenError       403: the role may not do this
+            ├── NotFoundError        404: job, job config, delivery or run unknown
+            └── PausedError          the destination is paused or inactive: hold the batch
 
-Foreign exceptions (aiohttp, sqlite3, OSError) are translated at one boundary each with
-``raise ... from exc``; callers never branch on message text.
+Foreign exceptions (aiohttp, sqlite3, OSError, the JetStream vendor module) are translated
+at one boundary each with ``raise ... from exc``; callers never branch on message text.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """How every jetwatch command and the daemon end; documented in README 'Exit codes'."""
+
+    OK = 0
+    FAILURE = 1  # runtime failure, a paused target, a forced or overrunning shutdown
+    CONFIG = 2  # bad usage or configuration: one line per problem, naming the key
+    LEDGER = 3  # the ledger was refused (corrupt, not a ledger, in use)
+    INTERRUPTED = 130  # Ctrl+C of a one-shot command
 
 
 class JetwatchError(Exception):
@@ -48,11 +60,11 @@ class LedgerUnavailableError(LedgerError):
     """The ledger cannot be written right now (disk full, read-only, locked); retry later."""
 
 
-class JetError(JetwatchError):
-    """A call to a transfer API failed."""
+class ApiError(JetwatchError):
+    """A call to a transfer API failed (Jet, Integration Manager, JetStream)."""
 
 
-class JetTransportError(JetError):
+class TransportError(ApiError):
     """Retryable failure: connection, timeout, 429 or 5xx. ``retry_after_s`` from the server."""
 
     def __init__(
@@ -63,15 +75,15 @@ class JetTransportError(JetError):
         self.retry_after_s = retry_after_s
 
 
-class JetOutcomeUnknownError(JetError):
+class OutcomeUnknownError(ApiError):
     """A non-idempotent request was sent but its outcome is unknown; look before re-sending."""
 
 
-class JetProtocolError(JetError):
+class ProtocolError(ApiError):
     """The API answered something the contract does not allow (malformed JSON, wrong shape)."""
 
 
-class JetRejectedError(JetError):
+class RejectedError(ApiError):
     """The API refused the request (4xx other than 429). ``body`` is truncated, never secret."""
 
     def __init__(self, message: str, *, status: int, body: str = "") -> None:
@@ -80,17 +92,17 @@ class JetRejectedError(JetError):
         self.body = body
 
 
-class JetAuthError(JetRejectedError):
+class AuthError(RejectedError):
     """Credentials were refused, or a fresh token was still rejected."""
 
 
-class JetForbiddenError(JetRejectedError):
+class ForbiddenError(RejectedError):
     """The client's role may not perform this call (403)."""
 
 
-class JetNotFoundError(JetRejectedError):
+class NotFoundError(RejectedError):
     """The job, delivery or transfer does not exist (404)."""
 
 
-class JetJobPausedError(JetRejectedError):
-    """A delivery was refused because the job is paused (400 on POST .../deliveries)."""
+class PausedError(RejectedError):
+    """A submission was refused because its destination is paused or inactive."""

@@ -1,10 +1,10 @@
 """Fixture modules shared by the whole suite."""
 
 pytest_plugins = [
-    "tests.emulator_fixtures",
-    "tests.ledger_fixtures",
-    "tests.pipeline_fixtures",
-    "tests.daemon_fixtures",
-    "tests.im_fixtures",
-    "tests.target_fixtures",
+    "tests.fixtures.emulator",
+    "tests.fixtures.ledger",
+    "tests.fixtures.pipeline",
+    "tests.fixtures.daemon",
+    "tests.fixtures.im",
+    "tests.fixtures.targets",
 ]

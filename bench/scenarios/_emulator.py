@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.scenarios._harness import CLIENT_ID, CLIENT_SECRET
-from jetwatch.emulator import EmulatorConfig, EmulatorServer, bootstrap_manual_job
-from jetwatch.emulator import app as emulator_app
-from jetwatch.emulator.model import DeliveryState, TransferState
-from jetwatch.emulator.transfers import TransferEngine
+from jetwatch.emulators.jet import EmulatorConfig, EmulatorServer, bootstrap_manual_job
+from jetwatch.emulators.jet import app as emulator_app
+from jetwatch.emulators.jet.model import DeliveryState, TransferState
+from jetwatch.emulators.jet.transfers import TransferEngine
 
 
 @dataclass(frozen=True, slots=True)

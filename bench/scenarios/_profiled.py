@@ -81,8 +81,8 @@ def main() -> int:
     parser.add_argument("--tracemalloc", action="store_true")
     args = parser.parse_args()
     from jetwatch import logs
-    from jetwatch.config import load_settings
-    from jetwatch.daemon import Daemon
+    from jetwatch.app.daemon import Daemon
+    from jetwatch.config.load import load_settings
 
     settings = load_settings(Path(args.config))
     logs.configure_logging(settings.log.level, settings.log.format)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.scenarios._harness import Context, say, stat_keys
-from jetwatch.ledger import FileKey
-from jetwatch.ledger_migrations import SCHEMA_VERSION
-from jetwatch.ledger_sqlite import SqliteLedger
+from jetwatch.domain.states import FileKey
+from jetwatch.ledger.migrations import SCHEMA_VERSION
+from jetwatch.ledger.sqlite import SqliteLedger
 
 FILES_PER_DIR = 1000
 BATCH_FILES = 1000
@@ -70,22 +70,22 @@ class Populator:
         self.keys: list[FileKey] = []
         self.total = 0
 
-    def add(self, keys: list[FileKey]) -> None:
+    async def add(self, keys: list[FileKey]) -> None:
         self.keys += keys
         if len(self.keys) >= ADD_CHUNK:
-            self.flush()
+            await self.flush()
 
-    def flush(self) -> None:
+    async def flush(self) -> None:
         ledger, now = self.ledger, time.time()
-        ids = ledger.add_stable(self.folder, self.keys, now)
+        ids = await ledger.add_stable(self.folder, self.keys, now)
         self.keys = []
         for start in range(0, len(ids), BATCH_FILES):
             batch_ids = ids[start : start + BATCH_FILES]
-            batch = ledger.create_batch(self.folder, batch_ids, now)
-            ledger.mark_submitting(batch, "bench-job", now)
-            ledger.mark_submitted(batch, f"bench-delivery-{batch}", now)
-            ledger.complete_batch(batch, now)
-            ledger.mark_done(batch_ids, now)
+            batch = await ledger.create_batch(self.folder, batch_ids, now)
+            await ledger.mark_submitting(batch, "bench-job", now)
+            await ledger.mark_submitted(batch, f"bench-delivery-{batch}", now)
+            await ledger.complete_batch(batch, now)
+            await ledger.mark_done(batch_ids, now)
         self.total += len(ids)
 
 
@@ -99,21 +99,26 @@ def build(root: Path, ledger_path: Path, n_files: int) -> tuple[int, int]:
     ]
     for thread in creators:
         thread.start()
-    finished = 0
-    with SqliteLedger.open(ledger_path) as ledger:
-        populator = Populator(ledger)
-        while finished < CREATORS:
-            d = done.get()
-            if d is None:
-                finished += 1
-                continue
-            dir_keys = stat_keys(root / f"d{d:04d}")
-            populator.add([FileKey(f"d{d:04d}/{rel}", *rest) for rel, *rest in dir_keys])
-        if populator.keys:
-            populator.flush()
+
+    async def populate() -> int:
+        finished = 0
+        async with await SqliteLedger.open(ledger_path) as ledger:
+            populator = Populator(ledger)
+            while finished < CREATORS:
+                d = await asyncio.to_thread(done.get)
+                if d is None:
+                    finished += 1
+                    continue
+                dir_keys = stat_keys(root / f"d{d:04d}")
+                await populator.add([FileKey(f"d{d:04d}/{rel}", *rest) for rel, *rest in dir_keys])
+            if populator.keys:
+                await populator.flush()
+        return populator.total
+
+    total = asyncio.run(populate())
     for thread in creators:
         thread.join()
-    return n_dirs, populator.total
+    return n_dirs, total
 
 
 def upgrade(pristine: Path, ctx: Context) -> None:
@@ -130,10 +135,15 @@ def upgrade(pristine: Path, ctx: Context) -> None:
     if version >= SCHEMA_VERSION:
         return
     started = time.monotonic()
-    SqliteLedger.open(pristine).close()
+    asyncio.run(_open_once(pristine))
     took = time.monotonic() - started
     ctx.cache["migration"] = (version, SCHEMA_VERSION, took)
     say(f"cached ledger migrated from schema {version} to {SCHEMA_VERSION} in {took:.1f} s")
+
+
+async def _open_once(path: Path) -> None:
+    """Open (and so migrate) a ledger, then close it."""
+    await (await SqliteLedger.open(path)).aclose()
 
 
 def build_in_background(ctx: Context) -> None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 from bench.scenarios._harness import Context, Result
-from jetwatch.ledger import FileKey
-from jetwatch.ledger_sqlite import SqliteLedger
+from jetwatch.domain.states import FileKey
+from jetwatch.ledger.sqlite import SqliteLedger
 
 NAME = "ledger"
 BATCH_FILES = 1000
@@ -28,13 +27,13 @@ def keys(n: int, offset: int = 0) -> list[FileKey]:
     ]
 
 
-def timed(fn: Callable[[], T]) -> tuple[T, float]:
+async def timed(fn: Callable[[], Awaitable[T]]) -> tuple[T, float]:
     started = time.perf_counter()
-    value = fn()
+    value = await fn()
     return value, time.perf_counter() - started
 
 
-def pipeline(ledger: SqliteLedger, n: int) -> dict[str, float]:
+async def pipeline(ledger: SqliteLedger, n: int) -> dict[str, float]:
     """Every file STABLE → BATCHED → SUBMITTED → TRANSFERRED → DONE; seconds per step."""
     spent = dict.fromkeys(("add_stable", "create_batch", "submit", "complete", "mark_done"), 0.0)
     now = time.time()
@@ -42,49 +41,49 @@ def pipeline(ledger: SqliteLedger, n: int) -> dict[str, float]:
     ids: list[int] = []
     for start in range(0, n, ADD_CHUNK):
         chunk = all_keys[start : start + ADD_CHUNK]
-        new, took = timed(lambda c=chunk: ledger.add_stable("bench", c, now))
+        new, took = await timed(lambda c=chunk: ledger.add_stable("bench", c, now))
         ids += new
         spent["add_stable"] += took
-    spent["pending_stable"] = timed(lambda: ledger.pending_stable("bench"))[1]
-    spent["stable_queue"] = timed(lambda: ledger.stable_queue("bench", QUEUE_LIMIT))[1]
+    spent["pending_stable"] = (await timed(lambda: ledger.pending_stable("bench")))[1]
+    spent["stable_queue"] = (await timed(lambda: ledger.stable_queue("bench", QUEUE_LIMIT)))[1]
     for start in range(0, len(ids), BATCH_FILES):
         chunk = ids[start : start + BATCH_FILES]
-        batch, took = timed(lambda c=chunk: ledger.create_batch("bench", c, now))
+        batch, took = await timed(lambda c=chunk: ledger.create_batch("bench", c, now))
         spent["create_batch"] += took
         started = time.perf_counter()
-        ledger.mark_submitting(batch, "job", now)
-        ledger.mark_submitted(batch, f"delivery-{batch}", now)
+        await ledger.mark_submitting(batch, "job", now)
+        await ledger.mark_submitted(batch, f"delivery-{batch}", now)
         spent["submit"] += time.perf_counter() - started
-        spent["complete"] += timed(lambda b=batch: ledger.complete_batch(b, now))[1]
-        spent["mark_done"] += timed(lambda c=chunk: ledger.mark_done(c, now))[1]
+        spent["complete"] += (await timed(lambda b=batch: ledger.complete_batch(b, now)))[1]
+        spent["mark_done"] += (await timed(lambda c=chunk: ledger.mark_done(c, now)))[1]
     return spent
 
 
-def one_by_one(ledger: SqliteLedger, n: int) -> float:
+async def one_by_one(ledger: SqliteLedger, n: int) -> float:
     """add_stable with one file per call (one transaction, one fsync each); seconds."""
     extra = keys(n, offset=10_000_000)
     started = time.perf_counter()
     for key in extra:
-        ledger.add_stable("bench", [key], time.time())
+        await ledger.add_stable("bench", [key], time.time())
     return time.perf_counter() - started
 
 
-def fingerprints(ledger: SqliteLedger) -> tuple[int, float, float]:
+async def fingerprints(ledger: SqliteLedger) -> tuple[int, float, float]:
     """known_fingerprints as the intake loads it at start: (rows, seconds, MB allocated)."""
     tracemalloc.start()
     started = time.perf_counter()
-    known = ledger.known_fingerprints("bench")
+    known = await ledger.known_fingerprints("bench")
     took = time.perf_counter() - started
     size_mb = tracemalloc.get_traced_memory()[0] / 1e6
     tracemalloc.stop()
     return len(known), took, size_mb
 
 
-def measure(path: Path, n: int) -> tuple[dict[str, float], float, tuple[int, float, float]]:
-    with SqliteLedger.open(path) as ledger:
-        spent = pipeline(ledger, n)
-        single_s = one_by_one(ledger, ONE_BY_ONE)
-        finger = fingerprints(ledger)
+async def measure(path: Path, n: int) -> tuple[dict[str, float], float, tuple[int, float, float]]:
+    async with await SqliteLedger.open(path) as ledger:
+        spent = await pipeline(ledger, n)
+        single_s = await one_by_one(ledger, ONE_BY_ONE)
+        finger = await fingerprints(ledger)
     return spent, single_s, finger
 
 
@@ -93,7 +92,7 @@ async def run(ctx: Context) -> Result:
     result = Result(NAME, {"files": n, "batch_files": BATCH_FILES, "add_chunk": ADD_CHUNK})
     path = ctx.work / "ledger" / "ledger.db"
     path.parent.mkdir(parents=True, exist_ok=True)
-    spent, single_s, (rows, finger_s, finger_mb) = await asyncio.to_thread(measure, path, n)
+    spent, single_s, (rows, finger_s, finger_mb) = await measure(path, n)
     steps = ("add_stable", "create_batch", "submit", "complete", "mark_done")
     total_s = sum(spent[s] for s in steps)
     # submit is two transitions of the batch but one of each file (BATCHED → SUBMITTED).

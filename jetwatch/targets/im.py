@@ -14,17 +14,17 @@ from collections.abc import Mapping, Sequence
 import structlog
 from pydantic import SecretStr
 
-from jetwatch.errors import JetForbiddenError, JetNotFoundError
-from jetwatch.targets.base import Progress, SubmitObject, TargetStatus
-from jetwatch.targets.im_client import IntegrationManagerClient
-from jetwatch.targets.im_models import JobRun, RunStatus
-from jetwatch.targets.im_variables import (
+from jetwatch.apis.im.client import IntegrationManagerClient
+from jetwatch.apis.im.models import JobRun, RunStatus
+from jetwatch.config.targets import (
     DEFAULT_VARIABLES,
+    IntegrationManagerSettings,
     VariableSource,
-    render_variables,
     template_problem,
 )
-from jetwatch.targets.settings import IntegrationManagerSettings
+from jetwatch.domain.target import Progress, SubmitObject, TargetStatus
+from jetwatch.errors import ForbiddenError, NotFoundError
+from jetwatch.targets.im_variables import render_variables
 
 log = structlog.get_logger(__name__)
 
@@ -123,9 +123,9 @@ class IntegrationManagerTarget:
         """The job config exists and is active (inactive reads as paused)."""
         try:
             config = await self._client.get_job_config(self._config_id)
-        except JetNotFoundError:
+        except NotFoundError:
             return TargetStatus(False, problem=f"job config {self._config_id!r} not found")
-        except JetForbiddenError as exc:
+        except ForbiddenError as exc:
             return TargetStatus(False, problem=f"forbidden (403): {exc.body or exc}")
         return TargetStatus(config.active, not config.active, "", config.id)
 
@@ -167,7 +167,7 @@ class IntegrationManagerTarget:
             if variables is None:  # the listing may be a summary: read the run itself
                 try:
                     variables = (await self._client.get_job(run.id)).variables
-                except JetNotFoundError:
+                except NotFoundError:
                     continue
             if variables is not None and all(variables.get(k) == v for k, v in wanted.items()):
                 log.info("im_submission_found", job_config=config_id, run_id=run.id)

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import structlog
 
+from jetwatch.apis.jet.client import JetClient
+from jetwatch.apis.jet.models import Delivery, DeliveryObject, DeliveryState, Job
+from jetwatch.domain.target import Progress, SubmitObject, TargetStatus
 from jetwatch.errors import (
+    ApiError,
     ConfigError,
-    JetError,
-    JetForbiddenError,
-    JetNotFoundError,
+    ForbiddenError,
+    NotFoundError,
 )
-from jetwatch.jet.client import JetClient
-from jetwatch.jet.models import Delivery, DeliveryObject, DeliveryState, Job
-from jetwatch.jobs import job_problem, match_job
-from jetwatch.targets.base import Progress, SubmitObject, TargetStatus
+from jetwatch.targets.jet_jobs import job_problem, match_job
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +104,11 @@ class JetTarget:
         self._job_id: str | None = None
         self._unknown_seen: set[str] = set()
 
+    @property
+    def client(self) -> JetClient:
+        """The Jet client this target delivers through."""
+        return self._client
+
     def __repr__(self) -> str:
         return f"JetTarget(job={self._job_ref!r}, profile_root={str(self._profile_root)!r})"
 
@@ -111,7 +116,7 @@ class JetTarget:
         """Resolve the job (id, else unique name) and report paused / not manual."""
         try:
             job = await self._resolve()
-        except JetForbiddenError as exc:
+        except ForbiddenError as exc:
             return TargetStatus(False, problem=f"forbidden (403): {exc.body or exc}")
         if isinstance(job, str):
             return TargetStatus(False, problem=job)
@@ -151,7 +156,7 @@ class JetTarget:
     ) -> str | None:
         """A delivery of the job, not yet known, whose objects are exactly these.
 
-        Raises JetNotFoundError when the job itself is gone.
+        Raises NotFoundError when the job itself is gone.
         """
         job_id = ident or await self._job_id_or_raise()
         wanted = {o.relative_path for o in self.delivery_objects(objects)}
@@ -162,7 +167,7 @@ class JetTarget:
         for delivery_id in dict.fromkeys(edges):
             try:
                 delivery = await self._client.get_delivery(job_id, delivery_id)
-            except JetNotFoundError:
+            except NotFoundError:
                 continue
             found = delivery.objects
             if found is not None and {o.relative_path for o in found} == wanted:
@@ -192,7 +197,7 @@ class JetTarget:
         try:
             # The list may omit fields (paused, triggers): read the job itself.
             job = await self._client.get_job(job.job_id)
-        except JetNotFoundError:
+        except NotFoundError:
             return f"job {job.job_id} disappeared"
         self._job_id = job.job_id
         return job
@@ -201,7 +206,7 @@ class JetTarget:
         if self._job_id is None:
             found = await self._resolve()
             if isinstance(found, str):
-                raise JetNotFoundError(found, status=404)
+                raise NotFoundError(found, status=404)
         assert self._job_id is not None
         return self._job_id
 
@@ -211,7 +216,7 @@ class JetTarget:
         for transfer_id in delivery.transfer_ids[:MAX_ERROR_TRANSFERS]:
             try:
                 transfer = await self._client.get_transfer(job_id, transfer_id)
-            except JetError:
+            except ApiError:
                 continue  # the counts already say it failed; the detail is a courtesy
             error = transfer.error
             if error is not None and (error.message or error.reason):

@@ -28,17 +28,17 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
+from jetwatch.apis.exchange import Sleep
+from jetwatch.apis.jetstream import VendorSession, load_module
+from jetwatch.config.targets import JetStreamSettings
+from jetwatch.domain.target import Progress, SubmitObject, TargetStatus
 from jetwatch.errors import (
-    JetNotFoundError,
-    JetOutcomeUnknownError,
-    JetProtocolError,
-    JetRejectedError,
-    JetTransportError,
+    NotFoundError,
+    OutcomeUnknownError,
+    ProtocolError,
+    RejectedError,
+    TransportError,
 )
-from jetwatch.jet.exchange import Sleep
-from jetwatch.targets.base import Progress, SubmitObject, TargetStatus
-from jetwatch.targets.jetstream_api import VendorSession, load_module
-from jetwatch.targets.settings import JetStreamSettings
 
 log = structlog.get_logger(__name__)
 
@@ -57,10 +57,10 @@ class Handle:
 
     @classmethod
     def parse(cls, text: str) -> Handle:
-        """The handle ``str()`` wrote; JetNotFoundError for anything else."""
+        """The handle ``str()`` wrote; NotFoundError for anything else."""
         head, sep, manifest_id = text.rpartition("/m:")
         if not sep or not head.startswith("t:") or len(head) == 2 or not manifest_id:
-            raise JetNotFoundError(f"{text!r} is not a JetStream handle", status=404)
+            raise NotFoundError(f"{text!r} is not a JetStream handle", status=404)
         return cls(head[2:], manifest_id)
 
 
@@ -72,10 +72,10 @@ def mappings_of(objects: Sequence[SubmitObject], destination_root: str) -> dict[
 
 
 def record_id(record: Any, key: str, call: str) -> str:
-    """The id field of a vendor answer; JetProtocolError when the answer has none."""
+    """The id field of a vendor answer; ProtocolError when the answer has none."""
     value = record.get(key) if isinstance(record, Mapping) else None
     if value is None or value == "":
-        raise JetProtocolError(f"JetStream {call} answered without {key}")
+        raise ProtocolError(f"JetStream {call} answered without {key}")
     return str(value)
 
 
@@ -145,7 +145,7 @@ class JetStreamTarget:
         await self._session.call("connect", lambda api: None)
         try:
             destination = await self._ensure_destination()
-        except JetTransportError as exc:
+        except TransportError as exc:
             return TargetStatus(False, problem=f"destination unusable: {exc}")
         return TargetStatus(True, ident=str(destination.get("destinationId", "")) or None)
 
@@ -158,7 +158,7 @@ class JetStreamTarget:
         manifest = await self._wait_for_manifest(manifest)
         try:
             destination = await self._ensure_destination()
-        except JetTransportError:
+        except TransportError:
             await self._delete_manifest(str(manifest["manifestId"]))
             raise
         transfer = await self._session.call(
@@ -168,9 +168,9 @@ class JetStreamTarget:
         )
         try:
             transfer_id = record_id(transfer, "transferId", "createTransfer")
-        except JetProtocolError as exc:
+        except ProtocolError as exc:
             # A transfer may exist that we cannot name: resolve it, never send blindly.
-            raise JetOutcomeUnknownError(str(exc)) from exc
+            raise OutcomeUnknownError(str(exc)) from exc
         handle = Handle(transfer_id, record_id(manifest, "manifestId", "createManifest"))
         log.info("jetstream_transfer_created", handle=str(handle), files=len(objects))
         return str(handle)
@@ -188,13 +188,13 @@ class JetStreamTarget:
             transfer = await self._session.call(
                 "getTransfer", lambda api: api.send.getTransfer(wanted)
             )
-        except JetTransportError as exc:
+        except TransportError as exc:
             if age_s <= self._settings.transfer_timeout_seconds:
                 raise
             # The server may have forgotten it: past the timeout, that is a verdict.
             return Progress(True, True, "unknown", failed_count=objects, detail=str(exc))
         if not isinstance(transfer, Mapping):
-            raise JetProtocolError("JetStream getTransfer answered no transfer")
+            raise ProtocolError("JetStream getTransfer answered no transfer")
         if _is_suspended(transfer) and self._resumes.get(handle, 0) < self._settings.max_resumes:
             self._resumes[handle] = self._resumes.get(handle, 0) + 1
             await self._session.call("resumeTransfer", lambda api: api.send.resumeTransfer(wanted))
@@ -246,18 +246,16 @@ class JetStreamTarget:
             if self._clock() > deadline:
                 await self._delete_manifest(manifest_id)
                 limit_s = self._settings.manifest_timeout_seconds
-                raise JetTransportError(f"manifest {manifest_id} not ready after {limit_s:.0f} s")
+                raise TransportError(f"manifest {manifest_id} not ready after {limit_s:.0f} s")
             await self._sleep(self._settings.manifest_poll_seconds)
             answer = await self._session.call("getManifest", lambda api: api.send.getManifest(ref))
             if not isinstance(answer, Mapping):
-                raise JetProtocolError("JetStream getManifest answered no manifest")
+                raise ProtocolError("JetStream getManifest answered no manifest")
             manifest = {"manifestId": manifest_id, **answer}
         if manifest.get("status") != COMPLETE:
             await self._delete_manifest(manifest_id)
             reason = str(manifest.get("errorMessage") or manifest.get("status"))
-            raise JetRejectedError(
-                f"manifest {manifest_id} failed: {reason}", status=400, body=reason
-            )
+            raise RejectedError(f"manifest {manifest_id} failed: {reason}", status=400, body=reason)
         return manifest
 
     async def _ensure_destination(self) -> Any:
@@ -279,7 +277,7 @@ class JetStreamTarget:
         try:
             ref = {"manifestId": manifest_id}
             await self._session.call("deleteManifest", lambda api: api.send.deleteManifest(ref))
-        except JetTransportError as exc:
+        except TransportError as exc:
             log.info("jetstream_manifest_not_deleted", manifest_id=manifest_id, reason=str(exc))
 
 

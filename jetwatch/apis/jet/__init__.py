@@ -1,0 +1,1 @@
+"""The Jet API: an async client and the wire models it returns."""

@@ -1,0 +1,203 @@
+"""Async Jet API client: one aiohttp session, a cached token, paced retries, ApiError answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar, Unpack
+
+import structlog
+from pydantic import BaseModel, SecretStr, ValidationError
+from yarl import URL
+
+from jetwatch.apis.exchange import ApiClient, Call, ClientOptions, client_parts, decode_json
+from jetwatch.apis.jet.models import (
+    Delivery,
+    DeliveryObject,
+    Endpoint,
+    Job,
+    StorageProfile,
+    Transfer,
+)
+from jetwatch.apis.jet.transport import Transport
+from jetwatch.apis.pages import parse_page
+from jetwatch.errors import (
+    ApiError,
+    NotFoundError,
+    PausedError,
+    ProtocolError,
+    RejectedError,
+)
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+# A list longer than this many pages is a server bug (a loop), not a big account.
+MAX_PAGES = 1000
+DELIVERIES_ROUTE = "/v1/jobs/{jobId}/deliveries"
+
+
+class JetClient(ApiClient):
+    """The Jet API as coroutines returning models or raising the ApiError tree.
+
+    ``max_retries`` counts retries after the first attempt. ``sleep``, ``clock`` (monotonic
+    seconds) and ``rand`` (uniform [0, 1)) are injectable so tests never wait for a backoff.
+    """
+
+    _transport: Transport
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: SecretStr,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        settings, seams = client_parts(options, token_margin_s=60.0)
+        self._transport = Transport(base_url, client_id, client_secret, settings, seams)
+
+    def __repr__(self) -> str:
+        base, client_id = str(self._transport.base), self._transport.client_id
+        return f"JetClient(base_url={base!r}, client_id={client_id!r})"
+
+    # ----- public calls -------------------------------------------------------------------
+
+    async def list_jobs(self) -> list[Job]:
+        """Every job of the account, following pages."""
+        return await self._list("/v1/jobs", self._transport.url("v1", "jobs"), Job)
+
+    async def get_job(self, job_id: str) -> Job:
+        """One job, including its paused flag and the ids of its deliveries."""
+        call = Call("GET", "/v1/jobs/{jobId}", self._transport.url("v1", "jobs", job_id))
+        return _parse(Job, await self._transport.json(call))
+
+    async def set_job_paused(self, job_id: str, paused: bool) -> Job:
+        """Pause or resume a job; returns the job as the API then shows it."""
+        url = self._transport.url("v1", "jobs", job_id)
+        reply = await self._transport.perform(
+            Call("PATCH", "/v1/jobs/{jobId}", url, body={"paused": paused})
+        )
+        if not reply.body.strip():  # some APIs answer 204: read the job back
+            return await self.get_job(job_id)
+        return _parse(Job, decode_json(reply, "/v1/jobs/{jobId}"))
+
+    async def list_endpoints(self) -> list[Endpoint]:
+        """Every endpoint of the account."""
+        return await self._list("/v1/endpoints", self._transport.url("v1", "endpoints"), Endpoint)
+
+    async def list_storage_profiles(self) -> list[StorageProfile]:
+        """Every storage profile of the account."""
+        url = self._transport.url("v1", "storageProfiles")
+        return await self._list("/v1/storageProfiles", url, StorageProfile)
+
+    async def get_storage_profile(self, profile_id: str) -> StorageProfile:
+        """One storage profile; falls back to the list when the API has no single-item GET."""
+        route = "/v1/storageProfiles/{storageProfileId}"
+        call = Call("GET", route, self._transport.url("v1", "storageProfiles", profile_id))
+        try:
+            return _parse(StorageProfile, await self._transport.json(call))
+        except RejectedError as exc:
+            if exc.status not in (404, 405):
+                raise
+            for profile in await self.list_storage_profiles():
+                if profile.storage_profile_id == profile_id:
+                    return profile
+            raise NotFoundError(
+                f"storage profile {profile_id} not found", status=404, body=exc.body
+            ) from exc
+
+    async def create_delivery(self, job_id: str, objects: Sequence[DeliveryObject]) -> Delivery:
+        """Start a delivery of ``objects`` on a manual job; sent at most once (see decide_retry).
+
+        Raises OutcomeUnknownError when the request may have reached the server without an
+        answer: the caller must look for the delivery on the job before sending it again.
+        """
+        call = Call(
+            "POST",
+            DELIVERIES_ROUTE,
+            self._transport.url("v1", "jobs", job_id, "deliveries"),
+            body={"objects": [obj.model_dump(by_alias=True, exclude_none=True) for obj in objects]},
+            idempotent=False,
+        )
+        try:
+            body = await self._transport.json(call)
+        except RejectedError as exc:
+            if type(exc) is not RejectedError or exc.status != 400:
+                raise
+            explained = await self._explain_bad_request(job_id, exc)
+            if explained is exc:
+                raise
+            raise explained from exc
+        delivery = _parse(Delivery, body)
+        log.info(
+            "delivery_created",
+            job_id=job_id,
+            delivery_id=delivery.delivery_id,
+            objects=len(objects),
+        )
+        return delivery
+
+    async def get_delivery(self, job_id: str, delivery_id: str) -> Delivery:
+        """A delivery's state, counts and transfers."""
+        route = "/v1/jobs/{jobId}/deliveries/{deliveryId}"
+        call = Call(
+            "GET", route, self._transport.url("v1", "jobs", job_id, "deliveries", delivery_id)
+        )
+        return _parse(Delivery, await self._transport.json(call))
+
+    async def get_transfer(self, job_id: str, transfer_id: str) -> Transfer:
+        """One transfer of a job."""
+        route = "/v1/jobs/{jobId}/transfers/{transferId}"
+        call = Call(
+            "GET", route, self._transport.url("v1", "jobs", job_id, "transfers", transfer_id)
+        )
+        return _parse(Transfer, await self._transport.json(call))
+
+    async def list_transfers(self, job_id: str, state: str | None = None) -> list[Transfer]:
+        """Transfers of a job, optionally only those in ``state``."""
+        params = {"state": state} if state is not None else None
+        url = self._transport.url("v1", "jobs", job_id, "transfers")
+        return await self._list("/v1/jobs/{jobId}/transfers", url, Transfer, params)
+
+    # ----- helpers of the public calls ----------------------------------------------------
+
+    async def _list(
+        self, route: str, url: URL, model: type[M], params: dict[str, str] | None = None
+    ) -> list[M]:
+        found: list[M] = []
+        page_url, page_params = url, params
+        for _ in range(MAX_PAGES):
+            page = parse_page(await self._transport.json(Call("GET", route, page_url, page_params)))
+            found.extend(_parse(model, item) for item in page.items)
+            if page.next_link is not None:
+                page_url, page_params = (
+                    self._transport.follow(page_url, page.next_link, route),
+                    None,
+                )
+            elif page.next_offset is not None:
+                limit = page.limit or len(page.items)
+                paging = {"offset": str(page.next_offset), "limit": str(limit)}
+                page_params = {**(params or {}), **paging}
+            else:
+                return found
+        raise ProtocolError(f"GET {route}: more than {MAX_PAGES} pages")
+
+    async def _explain_bad_request(self, job_id: str, exc: RejectedError) -> RejectedError:
+        """A 400 on a delivery POST: PausedError if the job is paused, else ``exc``."""
+        try:
+            paused = (await self.get_job(job_id)).paused
+        except ApiError:
+            # The job cannot be read now; the 400 body is the only hint left.
+            paused = "pause" in exc.body.lower()
+        if not paused:
+            return exc
+        return PausedError(f"job {job_id} is paused", status=exc.status, body=exc.body)
+
+
+def _parse(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError(
+            f"unexpected {model.__name__} shape ({exc.error_count()} problems)"
+        ) from exc

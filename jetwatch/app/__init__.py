@@ -1,0 +1,1 @@
+"""The application: the daemon's wiring and life-cycle, the commands, status views and the demo."""

@@ -1,0 +1,383 @@
+"""The daemon: builds the components, runs them in one TaskGroup, handles signals.
+
+Phases: startup (ledger, targets, target registry, intakes, ops server) → main loop (a
+component that crashes stops the process with a non-zero code) → shutdown (stop intake,
+let submissions in flight finish or persist, then cancel the rest, within
+``shutdown_timeout_seconds``). Signal handlers only set flags; a second SIGINT/SIGTERM
+cancels everything at once. A back end being down at start-up is not fatal: folders are
+watched, files settle and queue, and the target registry retries until it can log in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from jetwatch import logs
+from jetwatch.app import views as views
+from jetwatch.app.announce import Announcer
+from jetwatch.app.lifecycle import Lifecycle
+from jetwatch.config.load import load_settings
+from jetwatch.config.settings import FolderSettings, Settings
+from jetwatch.domain.store import LedgerStore
+from jetwatch.domain.wake import Stage, Wakeups
+from jetwatch.errors import ConfigError, ExitCode, LedgerError, LedgerUnavailableError
+from jetwatch.intake.folder import FolderIntake
+from jetwatch.ledger.lock import LedgerLock
+from jetwatch.ledger.sqlite import SqliteLedger
+from jetwatch.ops.health import LoopMonitor, Readiness
+from jetwatch.ops.sdnotify import SdNotifier, run_watchdog
+from jetwatch.ops.server import OpsServer
+from jetwatch.pipeline.actions import PostActions
+from jetwatch.pipeline.batcher import Batcher
+from jetwatch.pipeline.deliverer import Deliverer
+from jetwatch.pipeline.tracker import Tracker
+from jetwatch.pipeline.upkeep import LedgerMaintenance
+from jetwatch.targets.backends import Backends
+from jetwatch.targets.kinds import SPECS
+from jetwatch.targets.registry import Route, TargetRegistry
+
+log = structlog.get_logger(__name__)
+
+CLEANUP_RESERVE_S = 1.0  # of the shutdown budget, kept for cancelling and closing
+FORCED_EXIT_S = 2.0  # after a second signal, the process is gone within this
+INTAKE_STOP_S = 5.0  # a reloaded folder's old intake gets this long to stop
+
+
+class Daemon:
+    """One process: every configured folder, one client per back end, one ledger.
+
+    ``hard_exit=True`` (the ``run`` command only) makes the shutdown deadline absolute,
+    see :class:`~jetwatch.app.lifecycle.Lifecycle`. ``jetstream_module`` stands in for the
+    vendor's ``jetstream`` module (tests and demos; see
+    :class:`~jetwatch.targets.backends.Backends`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: Path | None = None,
+        hard_exit: bool = False,
+        jetstream_module: Any = None,
+    ) -> None:
+        self.settings = settings
+        self._jetstream_module = jetstream_module
+        self._config_path = config_path
+        self._life = Lifecycle(hard_exit=hard_exit)
+        self._folders: dict[str, FolderSettings] = {f.label: f for f in settings.folders}
+        self._forced = False
+        self._intake_tasks: dict[str, asyncio.Task[None]] = {}
+        self._others: list[asyncio.Task[None]] = []
+        self.intakes: dict[str, FolderIntake] = {}
+        self.ops_url: str | None = None
+        self._notifier = SdNotifier()
+        self.wakeups = Wakeups()
+
+    # ---- public surface used by the CLI, the demo and tests -------------------------
+    def request_stop(self) -> None:
+        """First call: graceful shutdown; a second one: cancel everything now."""
+        self._life.request_stop()
+
+    def request_reload(self) -> None:
+        self._life.request_reload()
+
+    def folders(self) -> Mapping[str, FolderSettings]:
+        return self._folders
+
+    async def run(self) -> ExitCode:
+        """Run until stopped; returns the process exit code."""
+        started = time.monotonic()
+        # Handlers go in first: a signal during start-up must not find the default action
+        # (SIGHUP's would kill the process).
+        self._life.install_signals()
+        force_watch = asyncio.create_task(self._watch_force(), name="force-watch")
+        code = ExitCode.FAILURE
+        try:
+            code = await self._run_with_ledger()
+            if code == ExitCode.OK and self._forced:
+                code = ExitCode.FAILURE  # stopped before in-flight work was persisted
+            return code
+        finally:
+            force_watch.cancel()
+            self._life.remove_signals()
+            self._notifier.close()
+            log.info("stopped", exit_code=int(code), seconds=round(time.monotonic() - started, 2))
+
+    # ---- startup ---------------------------------------------------------------------
+    async def _run_with_ledger(self) -> ExitCode:
+        path = self.settings.ledger.path
+        try:
+            self.ledger: LedgerStore = await SqliteLedger.open(path)
+        except LedgerUnavailableError as exc:
+            # Disk full, read-only, permissions: not the ledger's content; a restart may do.
+            log.error("ledger_unavailable", path=str(path), error=str(exc))
+            return ExitCode.FAILURE
+        except LedgerError as exc:
+            log.error(
+                "ledger_refused",
+                path=str(path),
+                error=str(exc),
+                hint="see README 'Ledger': jetwatch ledger move-aside",
+            )
+            return ExitCode.LEDGER
+        # Locked after the checks so a refused ledger's folder stays untouched; SQLite's own
+        # locking already guards a concurrent open. Two daemons would post the same batches.
+        lock = LedgerLock(path)
+        try:
+            lock.acquire()
+        except LedgerError as exc:
+            await self.ledger.aclose()
+            log.error("ledger_in_use", error=str(exc))
+            return ExitCode.LEDGER
+        try:
+            return await self._run_with_targets()
+        finally:
+            await self.ledger.aclose()
+            lock.release()
+
+    async def _run_with_targets(self) -> ExitCode:
+        backends = Backends(self.settings, jetstream_module=self._jetstream_module)
+        for secret in backends.secrets():
+            logs.register_secret(secret.get_secret_value())
+        try:
+            routes = backends.routes(self._folders.values())
+            self._build(backends, routes)
+            ops = OpsServer(
+                self.settings.http.listen,
+                readiness=self.readiness,
+                status=self.status_json,
+                loop_monitor=self.monitor,
+                refresh=self._refresh_gauges,
+            )
+            await ops.start()
+        except ConfigError as exc:
+            for key, message in exc.problems:
+                log.error("config_error", key=key, problem=message)
+            await backends.aclose()
+            return ExitCode.CONFIG
+        try:
+            self.ops_url = ops.url
+            return await self._main_loop()
+        finally:
+            await ops.stop()
+            await backends.aclose()
+
+    def _build(self, backends: Backends, routes: Mapping[str, Route]) -> None:
+        jet = self.settings.jet
+        self.backends = backends
+        wakeups = self.wakeups
+        self.registry = TargetRegistry(routes, recheck_s=jet.job_recheck_seconds, wakeups=wakeups)
+        self.actions = PostActions(self.ledger, self.folders, wakeups=wakeups)
+        self.batcher = Batcher(self.ledger, self.folders, wakeups=wakeups)
+        self.tracker = Tracker(
+            self.ledger,
+            self.registry,
+            self.folders,
+            poll_min_s=jet.poll_min_seconds,
+            poll_max_s=jet.poll_max_seconds,
+            poll_bounds=backends.poll_bounds(),
+            max_concurrent=jet.max_concurrent_polls,
+            wakeups=wakeups,
+        )
+        self.deliverer = Deliverer(self.ledger, self.registry, self.folders, wakeups=wakeups)
+        self.monitor = LoopMonitor()
+        self.maintenance = LedgerMaintenance(
+            self.ledger, self.folders, retention_s=self.settings.ledger.retention_days * 86400
+        )
+
+    # ---- main loop -------------------------------------------------------------------
+    async def _main_loop(self) -> ExitCode:
+        crashed = False
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                for folder in self._folders.values():
+                    self._start_intake(folder)
+                self._deliver_task = tg.create_task(self.deliverer.run(), name="deliver")
+                self._watchdog_task = tg.create_task(
+                    run_watchdog(self._notifier, self.healthy), name="watchdog"
+                )
+                self._others = [
+                    tg.create_task(self.registry.run(), name="targets"),
+                    tg.create_task(self.batcher.run(), name="batch"),
+                    tg.create_task(self.tracker.run(), name="track"),
+                    tg.create_task(self.actions.run(), name="actions"),
+                    tg.create_task(self.monitor.run(), name="loop-monitor"),
+                    tg.create_task(self.maintenance.run(), name="ledger-upkeep"),
+                    tg.create_task(
+                        Announcer(self._notifier, self.intakes, self.registry, self.ledger).run(),
+                        name="announce",
+                    ),
+                    self._watchdog_task,
+                ]
+                await self._supervise()
+        except* Exception as group:
+            for exc in group.exceptions:
+                log.critical("component_crashed", error=repr(exc), exc_info=exc)
+            crashed = True
+        return ExitCode.FAILURE if crashed else ExitCode.OK
+
+    def _start_intake(self, folder: FolderSettings) -> None:
+        intake = FolderIntake(folder, self.ledger, wakeups=self.wakeups)
+        self.intakes[folder.label] = intake
+        self._intake_tasks[folder.label] = self._tg.create_task(
+            intake.run(), name=f"intake:{folder.label}"
+        )
+
+    async def _supervise(self) -> None:
+        life = self._life
+        while not life.stop.is_set():
+            await life.wait_stop_or_reload()
+            if life.reload.is_set() and not life.stop.is_set():
+                life.reload.clear()
+                await self.reload()
+        await self._shutdown()
+
+    # ---- shutdown --------------------------------------------------------------------
+    async def _shutdown(self) -> None:
+        """Stop intake, give POSTs in flight the budget, then cancel whatever is left."""
+        timeout_s = self.settings.daemon.shutdown_timeout_seconds
+        self._life.exit_within(timeout_s)
+        self._notifier.stopping()
+        log.info("shutdown_started", timeout_s=timeout_s)
+        for task in self._intake_tasks.values():
+            task.cancel()
+        self.deliverer.stop_intake()
+        # Only the deliverer holds work worth waiting for (a POST whose answer would
+        # otherwise leave its batch in doubt). Polls and post-actions resume after a restart.
+        grace_s = max(0.1, timeout_s - CLEANUP_RESERVE_S)
+        if not self._life.force.is_set():
+            await asyncio.wait({self._deliver_task}, timeout=grace_s)
+        if not self._deliver_task.done() and not self._life.force.is_set():
+            log.warning(
+                "shutdown_deadline",
+                waited_s=round(grace_s, 2),
+                effect="POSTs in flight cancelled; their batches are resolved on the next start",
+            )
+        self._deliver_task.cancel()
+        for task in self._others:
+            task.cancel()
+
+    async def _watch_force(self) -> None:
+        """A second stop request: cancel every component now, exit within FORCED_EXIT_S."""
+        await self._life.force.wait()
+        self._forced = True
+        log.warning("shutdown_forced", reason="second signal")
+        self._life.exit_within(FORCED_EXIT_S)
+        tasks = [*self._intake_tasks.values(), *self._others]
+        if hasattr(self, "_deliver_task"):
+            tasks.append(self._deliver_task)
+        for task in tasks:
+            task.cancel()
+
+    # ---- reload ----------------------------------------------------------------------
+    async def reload(self) -> None:
+        """Apply a new config file: folders added, removed or changed; keeps in-flight work.
+
+        Batches, deliveries and post-actions live in the ledger, not in an intake, so a
+        folder's intake can be replaced without losing anything: a removed folder's work
+        waits in the ledger until the folder is configured again.
+        """
+        try:
+            new = load_settings(self._config_path)
+            # A target whose section was not in use at start cannot be built now.
+            routes = self.backends.routes(new.folders)
+        except ConfigError as exc:
+            log.error(
+                "reload_rejected",
+                problems=[f"{k}: {m}" for k, m in exc.problems],
+                effect="the running configuration stays in force",
+            )
+            return
+        for section in (*(spec.section for spec in SPECS.values()), "ledger", "http"):
+            if getattr(new, section) != getattr(self.settings, section):
+                log.warning("reload_needs_restart", section=section)
+        if new.log != self.settings.log:
+            logs.configure_logging(new.log.level, new.log.format)
+        await self._apply_folders(new.folders)
+        # Sections that need a restart keep the values in use, so the next reload and
+        # /status compare against what really runs.
+        self.settings = self.settings.model_copy(
+            update={"folders": new.folders, "log": new.log, "daemon": new.daemon}
+        )
+        self.registry.set_routes({label: routes[label] for label in self._folders})
+        self.wakeups.wake(*Stage)
+        log.info("config_reloaded", folders=len(self._folders))
+
+    async def _apply_folders(self, folders: Sequence[FolderSettings]) -> None:
+        wanted = {f.label: f for f in folders}
+        changed = [label for label, f in self._folders.items() if wanted.get(label) != f]
+        stopping = [self._intake_tasks.pop(label) for label in changed]
+        for task in stopping:
+            task.cancel()
+        if stopping:
+            # Two watchers on one folder would race; let the old ones finish first.
+            await asyncio.wait(stopping, timeout=INTAKE_STOP_S)
+        removed: dict[Path, str] = {}
+        for label in changed:
+            self.intakes.pop(label, None)
+            old = self._folders.pop(label)
+            if label not in wanted:
+                removed[old.path] = label
+                log.info("folder_removed", folder=label, path=str(old.path))
+            elif wanted[label].path != old.path:
+                # The ledger knows files by (name, relative path): queued ones are looked
+                # for under the new path and count as gone if they are not there.
+                log.warning("folder_path_changed", folder=label, old=str(old.path))
+        for label, folder in wanted.items():
+            if label in self._folders:
+                continue
+            self._folders[label] = folder
+            self._start_intake(folder)
+            event = "folder_changed" if label in changed else "folder_added"
+            log.info(event, folder=label, path=str(folder.path))
+            if folder.path in removed:
+                # The ledger knows files by folder name: a renamed folder starts afresh.
+                log.warning(
+                    "folder_renamed",
+                    old=removed[folder.path],
+                    new=label,
+                    effect="files still in the folder are offered again under the new name",
+                )
+
+    # ---- health, readiness, status ---------------------------------------------------
+    def healthy(self) -> bool:
+        """For the systemd watchdog: the loop runs and no component has stopped."""
+        if self._life.stop.is_set():
+            return True  # stopping: our own deadline applies, not the watchdog's
+        tasks = [self._deliver_task, *self._others, *self._intake_tasks.values()]
+        stopped = [t for t in tasks if t.done() and t is not self._watchdog_task]
+        return self.monitor.is_healthy(5.0) and not stopped
+
+    def readiness(self) -> Readiness:
+        stopping = self._life.stop.is_set()
+        return views.readiness(stopping=stopping, targets=self.registry, intakes=self.intakes)
+
+    async def status_json(self) -> dict[str, Any]:
+        return await views.status_json(self.ledger, self.registry, self.readiness())
+
+    async def _refresh_gauges(self) -> None:
+        await views.refresh_gauges(self.ledger, list(self._folders), self.intakes)
+
+
+async def run_daemon(config_path: Path | None) -> ExitCode:
+    """Load config, configure logs, run the daemon; the CLI's ``run`` command."""
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        for key, message in exc.problems:
+            print(f"config error: {key}: {message}", file=sys.stderr)
+        return ExitCode.CONFIG
+    logs.configure_logging(settings.log.level, settings.log.format)
+    try:
+        return await Daemon(settings, config_path=config_path, hard_exit=True).run()
+    except Exception as exc:  # a bug in start-up or shutdown: say so in the log, exit 1
+        log.critical("daemon_crashed", error=repr(exc), exc_info=exc)
+        return ExitCode.FAILURE

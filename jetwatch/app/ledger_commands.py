@@ -1,0 +1,93 @@
+"""The commands that read or mend the ledger: ``status`` and ``ledger move-aside | retry-failed``.
+
+They need no secret and no folder: an operator who cannot read the credentials can still
+see what the daemon did, with it running or not.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from jetwatch.app import status
+from jetwatch.app.commands import command_logging
+from jetwatch.app.daemon_client import daemon_view, render_daemon
+from jetwatch.app.output import print_problems
+from jetwatch.config.load import load_settings
+from jetwatch.config.settings import Settings
+from jetwatch.errors import ConfigError, ExitCode, LedgerError
+from jetwatch.ledger.sqlite import SqliteLedger
+
+
+def settings_for_ledger(path: Path | None) -> Settings | None:
+    """Settings for commands that only use the ledger: no secret needed, no folder required."""
+    try:
+        settings = load_settings(path, require_folders=False, require_credentials=False)
+    except ConfigError as exc:
+        print_problems(exc.problems)
+        return None
+    command_logging(settings)
+    return settings
+
+
+async def status_command(path: Path | None, *, as_json: bool) -> ExitCode:
+    """What the ledger knows, and what the daemon answers if it runs."""
+    settings = settings_for_ledger(path)
+    if settings is None:
+        return ExitCode.CONFIG
+    if not settings.ledger.path.exists():
+        print(f"no ledger at {settings.ledger.path} yet: the daemon has not run", file=sys.stderr)
+        return ExitCode.FAILURE
+    try:
+        snapshot = await status.load_snapshot(settings.ledger.path, time.time())
+    except LedgerError as exc:
+        print(f"jetwatch status: {exc}", file=sys.stderr)
+        return ExitCode.LEDGER
+    daemon = daemon_view(settings.http.listen)
+    if as_json:
+        data = status.to_json(snapshot)
+        data["daemon"] = daemon
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print(render_daemon(daemon))
+        print(status.render_text(snapshot), end="")
+    return ExitCode.OK
+
+
+async def ledger_command(path: Path | None, action: str) -> ExitCode:
+    """``move-aside`` (a refused ledger) or ``retry-failed`` (FAILED files queued again)."""
+    settings = settings_for_ledger(path)
+    if settings is None:
+        return ExitCode.CONFIG
+    ledger_path = settings.ledger.path
+    if not ledger_path.exists():
+        print(f"no ledger at {ledger_path}: nothing to do")
+        return ExitCode.OK
+    if action == "move-aside":
+        return _move_aside(settings)
+    try:
+        async with await SqliteLedger.open(ledger_path) as ledger:
+            count = await ledger.requeue_failed(time.time())
+    except LedgerError as exc:
+        print(f"jetwatch ledger: {exc}", file=sys.stderr)
+        return ExitCode.LEDGER
+    print(f"{count} failed files queued again (a running daemon picks them up)")
+    return ExitCode.OK
+
+
+def _move_aside(settings: Settings) -> ExitCode:
+    ledger_path = settings.ledger.path
+    daemon = daemon_view(settings.http.listen)
+    if daemon["reachable"]:
+        # It would keep writing into the moved file and the next start would re-send.
+        print(f"the daemon answers at {daemon['url']}: stop it first", file=sys.stderr)
+        return ExitCode.FAILURE
+    try:
+        moved = SqliteLedger.move_aside(ledger_path, time.time())
+    except (LedgerError, OSError) as exc:
+        print(f"jetwatch ledger: {exc}", file=sys.stderr)
+        return ExitCode.FAILURE
+    print(f"moved {ledger_path} to {moved}; a new ledger starts on the next run")
+    return ExitCode.OK

@@ -1,0 +1,31 @@
+"""How one-shot commands print: config problems one per line, tables padded to their widest cell."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Collection, Sequence
+
+
+def print_problems(problems: Sequence[tuple[str, str]]) -> None:
+    """``config error: <key>: <problem>`` on stderr, one line each."""
+    for key, message in problems:
+        print(f"config error: {key}: {message}", file=sys.stderr)
+
+
+def table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    right: Collection[int] = (),
+    indent: str = "",
+) -> list[str]:
+    """Rows under a header, columns padded to their widest cell; ``right`` columns right-aligned."""
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    lines = []
+    for row in (header, *rows):
+        cells = [
+            str(cell).rjust(width) if i in right else str(cell).ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append(indent + "  ".join(cells).rstrip())
+    return lines

@@ -1,0 +1,192 @@
+"""The status report: a ledger snapshot rendered as aligned text for operators, or as JSON."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jetwatch.app.output import table
+from jetwatch.domain.report import (
+    FailedFile,
+    FolderStatus,
+    HeldBatch,
+    InFlightBatch,
+    StatusSnapshot,
+)
+from jetwatch.domain.states import FileState
+from jetwatch.ledger.sqlite import SqliteLedger
+
+_STATES = tuple(state.value for state in FileState)
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+async def load_snapshot(ledger_path: Path, now: float) -> StatusSnapshot:
+    """Read a snapshot through a read-only connection; works while the daemon runs or is down.
+
+    A missing ledger raises ``LedgerError`` naming the path.
+    """
+    async with await SqliteLedger.open_readonly(ledger_path) as ledger:
+        return await ledger.snapshot(now)
+
+
+def format_age(seconds: float) -> str:
+    """A short duration: ``45s``, ``3m02s``, ``1h02m``, ``2d03h``."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def format_bytes(size: int) -> str:
+    """A size in binary units with one decimal: ``1.5 GiB``."""
+    value = float(size)
+    for unit in _UNITS:
+        if value < 1024 or unit == _UNITS[-1]:
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _ago(then: float | None, now: float) -> str:
+    return "-" if then is None else f"{format_age(now - then)} ago"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
+    return table(headers, rows, right=right, indent="  ")
+
+
+def _folder_lines(folders: Sequence[FolderStatus], now: float) -> list[str]:
+    if not folders:
+        return ["  no folders yet"]
+    counts = [
+        [f.folder, *(str(f.counts.get(s, 0)) for s in _STATES), _ago(f.oldest_pending_at, now)]
+        for f in folders
+    ]
+    lines = _table(["FOLDER", *_STATES, "OLDEST PENDING"], counts, set(range(1, 8)))
+    scans = [
+        [
+            f.folder,
+            f.mode or "-",
+            _ago(f.last_scan_at, now),
+            "-" if f.files_seen is None else str(f.files_seen),
+            "-" if f.scan_duration_s is None else f"{f.scan_duration_s:.1f}s",
+            f.mode_reason or "",
+        ]
+        for f in folders
+    ]
+    lines.append("")
+    lines += _table(["FOLDER", "WATCH", "LAST SCAN", "FILES", "TOOK", "WHY"], scans, {3, 4})
+    return lines
+
+
+def _file_lines(files: Sequence[FailedFile], now: float) -> list[str]:
+    rows = [
+        [_ago(f.updated_at, now), f.folder, str(f.attempts), f.relpath, f.error or ""]
+        for f in files
+    ]
+    return _table(["WHEN", "FOLDER", "ATTEMPTS", "PATH", "ERROR"], rows, {2})
+
+
+def render_text(snapshot: StatusSnapshot) -> str:
+    """The snapshot as a compact, aligned report an operator can read at a glance."""
+    now = snapshot.taken_at
+    stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(now))
+    lines = [
+        f"jetwatch status at {stamp}  ledger {snapshot.ledger_path} "
+        f"({format_bytes(snapshot.ledger_bytes)}), {snapshot.open_batches} batch(es) waiting",
+        "",
+        "FOLDERS",
+        *_folder_lines(snapshot.folders, now),
+        "",
+        f"IN FLIGHT ({len(snapshot.in_flight)})",
+    ]
+    flights = [
+        [str(b.batch_id), b.folder, b.delivery_id or "-", str(b.file_count),
+         format_bytes(b.total_bytes), format_age(b.age_s), str(b.attempt)]
+        for b in snapshot.in_flight
+    ]  # fmt: skip
+    if flights:
+        headers = ["BATCH", "FOLDER", "DELIVERY", "FILES", "SIZE", "AGE", "ATTEMPT"]
+        lines += _table(headers, flights, {0, 3, 4, 5, 6})
+    lines += ["", f"HELD ({len(snapshot.held)})"]
+    held = [
+        [str(b.batch_id), b.folder, str(b.file_count), _ago(b.since, now), b.reason or ""]
+        for b in snapshot.held
+    ]
+    if held:
+        lines += _table(["BATCH", "FOLDER", "FILES", "SINCE", "WHY"], held, {0, 2})
+    lines += ["", f"RECENT FAILURES ({len(snapshot.recent_failures)})"]
+    if snapshot.recent_failures:
+        lines += _file_lines(snapshot.recent_failures, now)
+    lines += ["", f"POST-ACTION ERRORS ({len(snapshot.action_errors)})"]
+    if snapshot.action_errors:
+        lines += _file_lines(snapshot.action_errors, now)
+    return "\n".join(lines) + "\n"
+
+
+def _file_json(f: FailedFile) -> dict[str, Any]:
+    return {
+        "folder": f.folder,
+        "relpath": f.relpath,
+        "error": f.error,
+        "attempts": f.attempts,
+        "updated_at": f.updated_at,
+    }
+
+
+def _folder_json(f: FolderStatus, now: float) -> dict[str, Any]:
+    scan = None
+    if f.last_scan_at is not None:
+        scan = {"at": f.last_scan_at, "files": f.files_seen, "duration_s": f.scan_duration_s}
+    oldest = f.oldest_pending_at
+    return {
+        "folder": f.folder,
+        "counts": {state: int(f.counts.get(state, 0)) for state in _STATES},
+        "watch": {"mode": f.mode, "reason": f.mode_reason},
+        "last_scan": scan,
+        "oldest_pending_at": oldest,
+        "oldest_pending_age_s": None if oldest is None else max(0.0, now - oldest),
+    }
+
+
+def _in_flight_json(b: InFlightBatch) -> dict[str, Any]:
+    return {
+        "folder": b.folder,
+        "batch_id": b.batch_id,
+        "delivery_id": b.delivery_id,
+        "files": b.file_count,
+        "bytes": b.total_bytes,
+        "attempt": b.attempt,
+        "age_s": b.age_s,
+    }
+
+
+def _held_json(b: HeldBatch) -> dict[str, Any]:
+    return {
+        "folder": b.folder,
+        "batch_id": b.batch_id,
+        "reason": b.reason,
+        "since": b.since,
+        "files": b.file_count,
+    }
+
+
+def to_json(snapshot: StatusSnapshot) -> dict[str, Any]:
+    """The snapshot as plain JSON types, with stable keys (scripts and /status rely on them)."""
+    now = snapshot.taken_at
+    return {
+        "taken_at": now,
+        "ledger": {"path": snapshot.ledger_path, "bytes": snapshot.ledger_bytes},
+        "folders": [_folder_json(f, now) for f in snapshot.folders],
+        "open_batches": snapshot.open_batches,
+        "in_flight": [_in_flight_json(b) for b in snapshot.in_flight],
+        "held": [_held_json(b) for b in snapshot.held],
+        "recent_failures": [_file_json(f) for f in snapshot.recent_failures],
+        "post_action_errors": [_file_json(f) for f in snapshot.action_errors],
+    }

@@ -1,0 +1,70 @@
+"""How stages tell each other there is work: doorbells per stage and one typed mailbox.
+
+Stages talk through the ledger; these only say "look again now". Every loop also wakes on
+its own timer, so a lost wake-up costs latency, never data (litestream's rule).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from enum import StrEnum
+
+from jetwatch.domain.states import FileKey
+
+
+class Stage(StrEnum):
+    """A long-lived component another one may wake."""
+
+    BATCH = "batch"  # new STABLE files: form batches
+    DELIVER = "deliver"  # new OPEN batches, a hold to look at, a path freed
+    TRACK = "track"  # a batch was just submitted
+    ACTIONS = "actions"  # files became TRANSFERRED or FAILED
+    TARGETS = "targets"  # a submission was refused: check the target again
+
+
+async def sleep_or_wake(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait for ``event`` at most ``timeout_s``; True when it was set (then clear it)."""
+    if event.is_set():  # wait_for with a zero timeout would not look
+        event.clear()
+        return True
+    try:
+        await asyncio.wait_for(event.wait(), max(0.0, timeout_s))
+    except TimeoutError:
+        return False
+    event.clear()
+    return True
+
+
+class Wakeups:
+    """One doorbell per :class:`Stage`, and the files found gone before their submission.
+
+    ``files_gone`` is the one message that carries data: a folder's intake keeps an
+    in-memory set of the file keys the ledger holds, and a key the deliverer found gone
+    (GONE in the ledger, never sent) must be offered again if the file comes back.
+    """
+
+    def __init__(self) -> None:
+        self._bells = {stage: asyncio.Event() for stage in Stage}
+        self._gone: dict[str, list[FileKey]] = {}
+
+    def wake(self, *stages: Stage) -> None:
+        """Ring the doorbells of ``stages``."""
+        for stage in stages:
+            self._bells[stage].set()
+
+    def clear(self, stage: Stage) -> None:
+        """Forget a ring: the stage is about to look anyway."""
+        self._bells[stage].clear()
+
+    async def sleep(self, stage: Stage, timeout_s: float) -> bool:
+        """Sleep until ``stage`` is woken or ``timeout_s`` passed; True when woken."""
+        return await sleep_or_wake(self._bells[stage], timeout_s)
+
+    def files_gone(self, folder: str, keys: Iterable[FileKey]) -> None:
+        """Tell ``folder``'s intake these keys are GONE: back unchanged means offer again."""
+        self._gone.setdefault(folder, []).extend(keys)
+
+    def take_gone(self, folder: str) -> list[FileKey]:
+        """The keys found gone in ``folder`` since the last call."""
+        return self._gone.pop(folder, [])

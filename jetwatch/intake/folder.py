@@ -1,0 +1,308 @@
+"""Intake for one folder: watch hints and scans → settle → STABLE rows in the ledger.
+
+The watcher says *where* to look; this module stats, asks the settler whether a file is
+complete and records it. Files the ledger already knows (same path, size, mtime, inode)
+are skipped at once, so a restart or a reconcile scan never queues a delivered file again.
+When the ledger cannot be written (disk full) settled files wait in memory and intake is
+reported as blocked; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from jetwatch import metrics
+from jetwatch.config.settings import FolderSettings
+from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
+from jetwatch.domain.settle import FileStat, Settler
+from jetwatch.domain.states import FileKey
+from jetwatch.domain.store import LedgerStore, key_fingerprint
+from jetwatch.domain.wake import Stage, Wakeups, sleep_or_wake
+from jetwatch.errors import LedgerUnavailableError
+from jetwatch.intake.events import BadName, Hints, ScanChunk, ScanDone, StateChanged, WatchEvent
+from jetwatch.intake.filters import PathFilter, name_problem
+from jetwatch.intake.mounts import WatchMode, WatchState
+from jetwatch.intake.scan import ScanReport, stat_paths, with_markers
+from jetwatch.intake.watcher import FolderWatch
+
+log = structlog.get_logger(__name__)
+
+MIN_TICK_S = 0.05
+MAX_TICK_S = 1.0
+BAD_NAMES_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeHealth:
+    """What readiness and status need to know about one folder's intake."""
+
+    first_scan_done: bool
+    mode: str
+    reason: str
+    blocked: str  # "" unless settled files cannot be recorded
+
+
+class FolderIntake:
+    """Owns one folder's watcher and settler; a long-lived component with ``run()``."""
+
+    def __init__(
+        self,
+        folder: FolderSettings,
+        ledger: LedgerStore,
+        *,
+        wakeups: Wakeups,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.folder = folder
+        self.label = folder.label
+        self._ledger = ledger
+        self._wakeups = wakeups
+        self._clock = clock
+        self._filter = PathFilter(folder.include, folder.exclude, folder.ready_marker)
+        self._settler = Settler(
+            folder.settle_seconds, growing=folder.growing, require_marker=bool(folder.ready_marker)
+        )
+        self._known: set[int] = set()
+        self._dirty: set[str] = set()
+        # Settled, not yet in the ledger (it cannot be written): the newest stat per path,
+        # so scans repeated while the disk is full do not pile up copies.
+        self._unrecorded: dict[str, FileStat] = {}
+        self._bad_names: set[str] = set()
+        self._wake = asyncio.Event()
+        self._first_scan = asyncio.Event()
+        self._state = WatchState(WatchMode.SCAN, "starting", clock.wall())
+        self._blocked = ""
+        self._last_full_scan: ScanReport | None = None  # to record in the ledger
+        self._watcher_failure = ""  # set once the event library failed: scanning since
+        self.watch = self._new_watch(folder.poll)
+
+    def _new_watch(self, poll: str) -> FolderWatch:
+        folder = self.folder
+        return FolderWatch(
+            name=self.label,
+            root=folder.path,
+            poll=poll,
+            scan_interval_s=folder.scan_interval_seconds,
+            reconcile_s=folder.reconcile_seconds,
+            accept=self._filter.scanned_file,
+            dir_excluded=self._filter.dir_excluded,
+            on_event=self._on_event,
+            scan_filter=self._unknown,
+        )
+
+    @property
+    def health(self) -> IntakeHealth:
+        reason = self._state.reason
+        if self._watcher_failure and self._state.mode == WatchMode.SCAN:
+            reason = f"{self._watcher_failure}; scanning instead"
+        return IntakeHealth(self._first_scan.is_set(), str(self._state.mode), reason, self._blocked)
+
+    def oldest_pending_since(self) -> float | None:
+        oldest = self._settler.oldest_since()
+        if self._unrecorded:
+            return self._clock.wall() if oldest is None else oldest
+        return oldest
+
+    def forget(self, keys: Iterable[FileKey]) -> None:
+        """Files found GONE before they were sent: if they come back unchanged, look again."""
+        for k in keys:
+            self._known.discard(key_fingerprint(k.relpath, k.size, k.mtime_ns, k.inode))
+
+    async def wait_first_scan(self) -> None:
+        await self._first_scan.wait()
+
+    async def run(self) -> None:
+        self._known = await self._ledger.known_fingerprints(self.label)
+        log.info("intake_started", folder=self.label, known_files=len(self._known))
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._watch_loop(), name=f"watch:{self.label}")
+            tg.create_task(self._settle_loop(), name=f"settle:{self.label}")
+
+    async def _watch_loop(self) -> None:
+        """Run the watcher; if the event library itself fails, keep the folder by scanning.
+
+        watchfiles raises from its worker (wrapped in an ExceptionGroup by anyio) e.g. for a
+        file name that is not UTF-8: one odd name must not stop every folder of the daemon.
+        """
+        while True:
+            try:
+                await self.watch.run()
+            except* (OSError, RuntimeError) as group:
+                if self._watcher_failure or self.watch.state.mode != WatchMode.EVENTS:
+                    raise  # not the event library: a bug the process must see
+                self._watcher_failure = f"event watcher failed: {_first_leaf(group)}"
+            log.error(
+                "watch_fallback_to_scan",
+                folder=self.label,
+                reason=self._watcher_failure,
+                scan_interval_s=self.folder.scan_interval_seconds,
+            )
+            self.watch = self._new_watch("scan")
+
+    async def _settle_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            now = await self.run_once()
+            next_due = self._settler.next_due(now)
+            delay = MAX_TICK_S if next_due is None else next_due - now
+            delay = min(MAX_TICK_S, max(MIN_TICK_S, delay))
+            await sleep_or_wake(self._wake, delay)
+            # Let hints of one burst gather instead of stat-ing after every event.
+            await asyncio.sleep(MIN_TICK_S)
+
+    async def run_once(self) -> float:
+        """Re-stat what is due or hinted, record what settled; returns the time used."""
+        self.forget(self._wakeups.take_gone(self.label))
+        now = self._clock.wall()
+        paths = set(self._settler.due(now)) | self._dirty
+        self._dirty = set()
+        if paths:
+            stats, vanished = await self._stat(paths)
+            now = self._clock.wall()
+            self._observe(stats, now)
+            for relpath in vanished:
+                if self._settler.vanished(relpath):
+                    metrics.FILES_VANISHED.labels(self.label).inc()
+                    log.info("file_vanished_before_settle", folder=self.label, path=relpath)
+        self._unrecorded.update((st.relpath, st) for st in self._settler.ready(now))
+        if self._unrecorded:
+            await self._record(now)
+        if self._last_full_scan is not None:
+            await self._record_scan(self._last_full_scan)
+        return now
+
+    async def _record_scan(self, report: ScanReport) -> None:
+        self._last_full_scan = None
+        try:
+            await self._ledger.record_scan(
+                self.label,
+                mode=str(report.mode),
+                mode_reason=report.mode_reason,
+                finished_at=report.finished_at,
+                files_seen=report.files_seen,
+                duration_s=report.duration_s,
+            )
+        except LedgerUnavailableError as exc:
+            log.warning("scan_not_recorded", folder=self.label, error=str(exc))
+
+    async def _stat(self, paths: set[str]) -> tuple[list[FileStat], list[str]]:
+        root, marker = self.folder.path, self.folder.ready_marker
+
+        def stat_marked() -> tuple[list[FileStat], list[str]]:
+            found, vanished = stat_paths(root, paths)
+            return with_markers(root, found, marker), vanished
+
+        return await asyncio.to_thread(stat_marked)
+
+    def _unknown(self, files: list[FileStat]) -> list[FileStat]:
+        """The files whose key the ledger does not hold; runs in the scan's worker thread.
+
+        Only reads ``self._known`` (a set the loop adds to: each operation is atomic).
+        """
+        known = self._known
+        unknown = [
+            f for f in files if key_fingerprint(f.relpath, f.size, f.mtime_ns, f.inode) not in known
+        ]
+        return with_markers(self.folder.path, unknown, self.folder.ready_marker)
+
+    def _observe(self, stats: Iterable[FileStat], now: float) -> None:
+        known, unrecorded, settler = self._known, self._unrecorded, self._settler
+        detected = 0
+        for st in stats:
+            if key_fingerprint(st.relpath, st.size, st.mtime_ns, st.inode) in known:
+                continue
+            if unrecorded and unrecorded.get(st.relpath) == st:
+                continue  # settled already, waiting for the ledger
+            if st.relpath not in settler:
+                detected += 1
+            settler.observe(st, now)
+        if detected:
+            # Once per chunk: a labelled counter costs a lookup and a lock per call.
+            metrics.FILES_DETECTED.labels(self.label).inc(detected)
+
+    async def _record(self, now: float) -> None:
+        keys = [FileKey(s.relpath, s.size, s.mtime_ns, s.inode) for s in self._unrecorded.values()]
+        try:
+            new_ids = await self._ledger.add_stable(self.label, keys, now)
+        except LedgerUnavailableError as exc:
+            if not self._blocked:
+                log.error("intake_blocked", folder=self.label, error=str(exc), waiting=len(keys))
+            self._blocked = f"ledger unavailable: {exc}"
+            return
+        if self._blocked:
+            log.info("intake_resumed", folder=self.label, recorded=len(keys))
+            self._blocked = ""
+        self._known.update(key_fingerprint(k.relpath, k.size, k.mtime_ns, k.inode) for k in keys)
+        self._unrecorded = {}
+        if new_ids:
+            metrics.FILES_SETTLED.labels(self.label).inc(len(new_ids))
+            log.debug("files_settled", folder=self.label, count=len(new_ids))
+            self._wakeups.wake(Stage.BATCH)
+
+    # watcher events (on the event loop)
+    def _on_event(self, event: WatchEvent) -> None:
+        match event:
+            case Hints(paths):
+                self._hints(paths)
+            case ScanChunk(files):
+                self._observe(files, self._clock.wall())
+                self._wake.set()
+            case ScanDone(report):
+                self._scan_done(report)
+            case StateChanged(state):
+                self._state = state
+            case BadName(relpath, problem):
+                self._bad_name(relpath, problem)
+
+    def _hints(self, paths: set[str]) -> None:
+        for relpath in paths:
+            if not self._filter(relpath):
+                continue
+            problem = name_problem(relpath)
+            if problem is None:
+                self._dirty.add(relpath)
+            else:
+                # Scans report these too, but in EVENTS mode the next full scan may be
+                # many minutes away: say so when the file arrives.
+                self._bad_name(relpath, problem)
+        if self._dirty:
+            self._wake.set()
+
+    def _scan_done(self, report: ScanReport) -> None:
+        if report.full:
+            self._first_scan.set()
+            metrics.SCAN_DURATION.labels(self.label).observe(report.duration_s)
+            metrics.SCAN_FILES.labels(self.label).set(report.files_seen)
+            self._last_full_scan = report  # recorded in the ledger by the settle loop
+            self._wake.set()
+        # A SCAN-mode pass over changed directories runs every few seconds: debug only.
+        (log.debug if report.incremental else log.info)(
+            "scan_done",
+            folder=self.label,
+            full=report.full,
+            incremental=report.incremental,
+            subdir=report.subdir,
+            files=report.files_seen,
+            seconds=round(report.duration_s, 3),
+            pending=len(self._settler),
+        )
+
+    def _bad_name(self, relpath: str, problem: str) -> None:
+        if relpath in self._bad_names:
+            return
+        if len(self._bad_names) < BAD_NAMES_REMEMBERED:
+            self._bad_names.add(relpath)
+        metrics.FILES_IGNORED.labels(self.label, problem).inc()
+        log.warning("file_name_skipped", folder=self.label, path=ascii(relpath), problem=problem)
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first non-group exception inside ``group`` (anyio nests them)."""
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first

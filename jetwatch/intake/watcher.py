@@ -1,0 +1,367 @@
+"""One folder's watcher: inotify events and scans turned into path hints and stats, no decisions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from jetwatch.domain.settle import FileStat
+from jetwatch.intake.dirindex import DirIndex, dir_times_untrusted
+from jetwatch.intake.events import Hints, StateChanged, WatchEvent
+from jetwatch.intake.inotify import EventFeed, EventsFailed
+from jetwatch.intake.mounts import WatchMode, WatchState, choose_mode
+from jetwatch.intake.scan import ScanReport, outermost, under_excluded
+from jetwatch.intake.scanner import FolderDown, TreeScanner, WatcherFailed
+from jetwatch.metrics import WATCH_MODE
+
+log = structlog.get_logger(__name__)
+
+
+class FolderWatch:
+    """Watch one folder and feed the intake; run() until cancelled.
+
+    Truth comes from scans, events are hints: a full scan at start and after every outage,
+    then either EVENTS (watchfiles hints, a subdirectory scan for each new directory, a
+    full rescan after a burst, a jittered reconcile scan every ``reconcile_s``) or SCAN (a
+    pass every ``scan_interval_s``: directories are stat-ed and only those whose times
+    changed are listed, which finds every new, renamed or deleted file; a file rewritten
+    in place changes no directory, so a full walk still runs every ``reconcile_s``, and
+    every pass is full where directory times cannot be trusted). A missing or replaced
+    root, or a broken watcher, makes the folder DOWN; it retries with exponential backoff
+    (``backoff_initial_s`` → ``backoff_max_s``) and resumes with a full scan. After the
+    watcher itself failed (e.g. the inotify limit was hit later), the folder stays in SCAN.
+
+    What it finds reaches ``on_event`` as typed events (:mod:`jetwatch.intake.events`), on
+    the event loop. ``accept``, ``dir_excluded`` and ``scan_filter`` run in a worker thread
+    during scans and must be pure; ``scan_filter`` drops files of a chunk before it becomes
+    a ScanChunk (they still count as seen): the files already known, which are nearly all
+    of them, then cost the loop nothing. Hints carry relative paths of files *or
+    directories* that were added, changed, deleted or moved (a directory moved away is one
+    hint for the directory only); nothing about them was stat-ed. Excluded paths are
+    dropped. Bursts larger than ``burst_threshold`` give no hints: the rescan covers them.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        root: Path,
+        poll: str,
+        scan_interval_s: float,
+        reconcile_s: float = 600.0,
+        accept: Callable[[str], bool],
+        dir_excluded: Callable[[str], bool],
+        on_event: Callable[[WatchEvent], None],
+        burst_threshold: int = 1000,
+        burst_calm_s: float = 2.0,
+        root_check_s: float = 5.0,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        chunk_files: int = 2000,
+        max_watches: int | None = None,
+        scan_filter: Callable[[list[FileStat]], list[FileStat]] | None = None,
+    ) -> None:
+        self.name = name
+        self.root = Path(os.path.abspath(root))
+        self._poll = poll
+        self._scan_interval_s = scan_interval_s
+        self._reconcile_s = reconcile_s
+        self._dir_excluded = dir_excluded
+        self._on_event = on_event
+        self._burst_threshold = burst_threshold
+        self._burst_calm_s = burst_calm_s
+        self._root_check_s = root_check_s
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._max_watches = max_watches
+        self._scanner = TreeScanner(
+            name=name,
+            root=self.root,
+            accept=accept,
+            dir_excluded=dir_excluded,
+            on_event=on_event,
+            chunk_files=chunk_files,
+            scan_filter=scan_filter,
+        )
+        self._state = WatchState(WatchMode.DOWN, "not started", time.time())
+        self._mode = WatchMode.DOWN
+        self._mode_reason = "not started"
+        self._events_failed: str | None = None
+        self._root_id: tuple[int, int] | None = None
+        self._wake = asyncio.Event()
+        self._requests: set[str] = set()
+        self._feed: EventFeed | None = None  # EVENTS mode's watcher
+        self._up = False
+        self._next_reconcile_at = 0.0
+        self._next_check_at = 0.0
+        # SCAN mode: the directories of the last walk, and why passes must be full if so.
+        self._dirs: DirIndex | None = None
+        self._dirs_off: str | None = None
+
+    @property
+    def state(self) -> WatchState:
+        """The current watch state."""
+        return self._state
+
+    def request_rescan(self, subdir: str = "") -> None:
+        """Ask for a scan of ``subdir`` ("" = full scan) soon; call from the event loop."""
+        reldir = subdir.strip("/")
+        if ".." in reldir.split("/"):
+            raise ValueError(f"subdir must be relative to the folder root: {subdir!r}")
+        self._requests.add(reldir)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Watch until cancelled; outages are retried, callback errors propagate."""
+        delay_s = self._backoff_initial_s
+        try:
+            while True:
+                self._up = False
+                try:
+                    await self._session()
+                except FolderDown as down:
+                    if self._up:
+                        delay_s = self._backoff_initial_s
+                    self._set_state(WatchMode.DOWN, down.reason)
+                    log.warning(
+                        "folder_down", folder=self.name, reason=down.reason, retry_s=delay_s
+                    )
+                    await asyncio.sleep(delay_s)
+                    delay_s = min(delay_s * 2, self._backoff_max_s)
+        finally:
+            for mode in WatchMode:
+                WATCH_MODE.labels(folder=self.name, mode=mode.value).set(0)
+            log.info("folder_watch_stopped", folder=self.name)
+
+    async def run_once(self) -> ScanReport | None:
+        """One full scan (choosing the mode first if needed); None when the folder is down."""
+        try:
+            if self._root_id is None:
+                await self._choose_mode()
+            return await self._scan("")
+        except FolderDown as down:
+            self._set_state(WatchMode.DOWN, down.reason)
+            return None
+
+    scan_once = run_once
+
+    # -- session: one stretch of watching between outages ---------------------------------
+
+    async def _session(self) -> None:
+        await self._choose_mode()
+        if self._mode is WatchMode.EVENTS:
+            await self._events_loop()
+        else:
+            await self._scan_loop()
+
+    async def _choose_mode(self) -> None:
+        self._root_id = await self._stat_root()
+        if self._events_failed is not None and self._poll != "scan":
+            mode, reason = WatchMode.SCAN, f"event watcher failed earlier ({self._events_failed})"
+        else:
+            mode, reason = await asyncio.to_thread(
+                choose_mode, self.root, self._poll, max_watches=self._max_watches
+            )
+        self._mode, self._mode_reason = mode, reason
+        self._dirs = None
+        if mode is WatchMode.SCAN and self._dirs_off is None:
+            self._dirs_off = await asyncio.to_thread(dir_times_untrusted, self.root)
+        if mode is WatchMode.SCAN and self._poll != "scan":
+            log.warning(
+                "watch_fallback_to_scan", folder=self.name, root=str(self.root), reason=reason
+            )
+        else:
+            log.info("watch_mode_chosen", folder=self.name, mode=mode.value, reason=reason)
+        self._set_state(mode, reason)
+
+    async def _stat_root(self) -> tuple[int, int]:
+        try:
+            st = await asyncio.to_thread(os.stat, self.root)
+        except FileNotFoundError as exc:
+            raise FolderDown(f"root {self.root} is missing") from exc
+        except OSError as exc:
+            raise FolderDown(f"root {self.root} cannot be read: {exc.strerror}") from exc
+        if not stat.S_ISDIR(st.st_mode):
+            raise FolderDown(f"root {self.root} is not a directory")
+        return st.st_dev, st.st_ino
+
+    async def _check_root(self) -> None:
+        """Raise FolderDown when the root vanished or is another directory now (remount)."""
+        if await self._stat_root() != self._root_id:
+            raise FolderDown(f"root {self.root} was replaced or remounted")
+
+    async def _scan_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_scan_at = loop.time()  # the first pass is a full walk: self._dirs is None
+        while True:
+            if loop.time() >= next_scan_at or "" in self._requests:
+                started = loop.time()
+                await self._scan_pass()
+                self._up = True
+                if self._dirs_off is None:
+                    # Passes are cheap now: one interval from the start of the last one, so a
+                    # file that arrived during a long full walk waits one interval, not two.
+                    gap_s = min(self._scan_interval_s, 1.0)
+                    next_scan_at = max(started + self._scan_interval_s, loop.time() + gap_s)
+                else:
+                    # From the end of a scan: a slow share never gets scans back to back.
+                    next_scan_at = loop.time() + self._scan_interval_s
+            else:
+                await self._scan_subdirs()
+            await self._sleep_until(next_scan_at)
+
+    async def _scan_pass(self) -> None:
+        """One SCAN-mode pass: a full walk when due or required, else changed directories."""
+        loop = asyncio.get_running_loop()
+        index = self._dirs
+        full = (
+            index is None
+            or self._dirs_off is not None
+            or "" in self._requests
+            or loop.time() >= self._next_reconcile_at
+        )
+        if not full and index is not None:
+            await self._scan("", changed=index)
+            if index.overflow:
+                self._incremental_off(f"more than {index.max_dirs} directories to keep track of")
+            return
+        if index is not None:
+            # A walk lists each directory once, the last maybe seconds from now: what
+            # changed since the last pass is looked at first, as any pass would.
+            await self._scan("", changed=index)
+        walked = DirIndex() if self._dirs_off is None else None
+        if await self._scan("", record=walked) is None or walked is None:
+            return
+        self._next_reconcile_at = loop.time() + self._jittered_reconcile_s()
+        moved = None if index is None else index.audit(walked)
+        if moved is not None:
+            self._incremental_off(f"directory {moved!r} changed without changing its times")
+        elif walked.overflow:
+            self._incremental_off(f"more than {walked.max_dirs} directories to keep track of")
+        else:
+            self._dirs = walked
+
+    def _incremental_off(self, reason: str) -> None:
+        self._dirs, self._dirs_off = None, reason
+        log.warning("scan_every_directory", folder=self.name, reason=reason)
+
+    async def _events_loop(self) -> None:
+        feed = self._feed = EventFeed(
+            name=self.name,
+            root=os.fspath(self.root),
+            dir_excluded=self._dir_excluded,
+            on_hints=lambda paths: self._on_event(Hints(paths)),
+            wake=self._wake.set,
+            burst_threshold=self._burst_threshold,
+        )
+        pump = asyncio.create_task(feed.run(), name=f"watch-{self.name}")
+        pump.add_done_callback(lambda _task: self._wake.set())
+        try:
+            # Scan once the watches are in place, so files written during the scan give
+            # hints. The thread builds them (2 s at a million files) while the loop runs on.
+            waiter = asyncio.ensure_future(feed.installed.wait())
+            try:
+                await asyncio.wait({waiter, pump}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            await self._raise_if_stopped(pump)
+            await self._scan("")
+            self._up = True
+            now = asyncio.get_running_loop().time()
+            self._next_reconcile_at = now + self._jittered_reconcile_s()
+            self._next_check_at = now + self._root_check_s
+            while True:
+                await self._raise_if_stopped(pump)
+                await self._sleep_until(await self._events_step(feed))
+        finally:
+            pump.cancel()
+            await asyncio.wait({pump})
+            if not pump.cancelled():
+                pump.exception()  # retrieved: it was handled above, or superseded
+            await feed.stop()
+            self._feed = None
+
+    async def _events_step(self, feed: EventFeed) -> float:
+        """Do what is due in EVENTS mode; return when to look again (loop time)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if feed.root_suspect or now >= self._next_check_at:
+            feed.root_suspect = False
+            await self._check_root()
+            self._next_check_at = now + self._root_check_s
+        burst_due_at = None if feed.burst_at is None else feed.burst_at + self._burst_calm_s
+        full_due = "" in self._requests or now >= self._next_reconcile_at
+        if full_due or (burst_due_at is not None and now >= burst_due_at):
+            feed.burst_at = None
+            await self._scan("")
+            self._next_reconcile_at = loop.time() + self._jittered_reconcile_s()
+            return loop.time()  # look again at once: events may have queued up meanwhile
+        await self._scan_subdirs()
+        deadlines = [self._next_reconcile_at, self._next_check_at]
+        if burst_due_at is not None:
+            deadlines.append(burst_due_at)
+        return min(deadlines)
+
+    def _jittered_reconcile_s(self) -> float:
+        # Jitter keeps many folders (and many hosts on one NAS) from scanning in step.
+        return self._reconcile_s * random.uniform(0.75, 1.25)
+
+    async def _raise_if_stopped(self, pump: asyncio.Task[None]) -> None:
+        if not pump.done():
+            return
+        exc = pump.exception()
+        if exc is not None and not isinstance(exc, EventsFailed):
+            raise exc  # a callback bug: let the process see it
+        await self._check_root()  # a vanished root also ends the watcher: say that
+        reason = exc.reason if isinstance(exc, EventsFailed) else "event watcher stopped"
+        self._events_failed = reason
+        raise WatcherFailed(reason)
+
+    # -- scanning -------------------------------------------------------------------------
+
+    async def _scan_subdirs(self) -> None:
+        wanted = {d for d in self._requests if d}
+        if self._feed is not None:
+            wanted |= self._feed.added_dirs
+            self._feed.added_dirs.clear()
+        self._requests.difference_update(wanted)
+        for reldir in outermost(wanted):
+            # A subdirectory scan prunes below its start only: ``accept`` checks no ancestor.
+            if not under_excluded(reldir, self._dir_excluded):
+                await self._scan(reldir)
+
+    async def _scan(
+        self, subdir: str, *, record: DirIndex | None = None, changed: DirIndex | None = None
+    ) -> ScanReport | None:
+        """One scan through the scanner; a full one takes the full-scan requests with it."""
+        if not subdir and changed is None:
+            self._requests.clear()  # requests made during the scan stay for the next one
+        return await self._scanner.scan(
+            subdir, self._mode, self._mode_reason, self._check_root, record=record, changed=changed
+        )
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _sleep_until(self, deadline: float) -> None:
+        """Sleep until ``deadline`` (loop time) or a wake-up; state is re-read afterwards."""
+        delay_s = deadline - asyncio.get_running_loop().time()
+        if delay_s > 0 and not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay_s)
+        self._wake.clear()
+
+    def _set_state(self, mode: WatchMode, reason: str) -> None:
+        if (mode, reason) == (self._state.mode, self._state.reason):
+            return
+        self._state = WatchState(mode, reason, time.time())
+        for each in WatchMode:
+            WATCH_MODE.labels(folder=self.name, mode=each.value).set(1 if each is mode else 0)
+        self._on_event(StateChanged(self._state))

@@ -1,0 +1,1 @@
+"""The ledger: the queue and the memory of every file and batch, behind the LedgerStore protocol."""

@@ -1,0 +1,203 @@
+"""File-level transitions of the SQLite ledger: what intake records and post-actions finish.
+
+Each public method is one transaction on the ledger's connection; they run in the ledger's
+worker thread (see :class:`~jetwatch.ledger.sqlite.SqliteLedger`), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import structlog
+
+from jetwatch.domain.states import FileKey, FileRow, InvalidTransitionError
+from jetwatch.domain.store import to_i64
+from jetwatch.ledger.db import Db
+from jetwatch.ledger.rows import FILE_COLUMNS, file_row, id_list, unique_ids
+
+log = structlog.get_logger(__name__)
+
+
+class FileRecords:
+    """The files table: intake (settled, gone) and post-actions (done, failed, errors)."""
+
+    def __init__(self, db: Db, reader: Db | None = None) -> None:
+        self._db = db
+        # Bulk reads go here when given: they must not hold the lock every other call needs.
+        self._reader = reader
+
+    # intake
+
+    def known_fingerprints(self, folder: str) -> set[int]:
+        """Fingerprints (see ``key_fingerprint``) of the folder's rows, except GONE ones.
+
+        A GONE row was never submitted: if its file comes back unchanged it must be offered
+        again (``add_stable`` revives the row), e.g. after a share came back.
+        """
+        with (self._reader or self._db).read() as conn:
+            # The stored tuple is exactly what key_fingerprint hashes; rows stream, none kept.
+            cursor = conn.execute(
+                "SELECT relpath, size, mtime_ns, inode FROM files "
+                "WHERE folder = ? AND state != 'GONE'",
+                (folder,),
+            )
+            return {hash(row) for row in cursor}
+
+    def is_known(self, folder: str, key: FileKey) -> bool:
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM files WHERE folder = ? AND relpath = ? AND size = ? "
+                "AND mtime_ns = ? AND inode = ?",
+                (folder, key.relpath, key.size, key.mtime_ns, to_i64(key.inode)),
+            ).fetchone()
+        return row is not None
+
+    def add_stable(self, folder: str, keys: Sequence[FileKey], now: float) -> list[int]:
+        """Record settled files; known keys are ignored. Returns the ids of new rows, in order.
+
+        A new version of a path makes an older version still waiting in STABLE GONE: both
+        would send the same bytes, since a delivery names a path, not a version. A key whose
+        row is GONE (never submitted) is revived to STABLE and its id returned after the new.
+        """
+        if not keys:
+            return []
+        params = ((folder, k.relpath, k.size, k.mtime_ns, to_i64(k.inode), now, now) for k in keys)
+        with self._db.write() as conn:
+            (last_id,) = conn.execute("SELECT coalesce(max(id), 0) FROM files").fetchone()
+            conn.executemany(
+                "INSERT OR IGNORE INTO files (folder, relpath, size, mtime_ns, inode, state, "
+                "stable_at, updated_at) VALUES (?, ?, ?, ?, ?, 'STABLE', ?, ?)",
+                params,
+            )
+            # AUTOINCREMENT ids only grow and this transaction holds the write lock.
+            new_ids = [r[0] for r in conn.execute("SELECT id FROM files WHERE id > ?", (last_id,))]
+            if new_ids:
+                conn.execute(
+                    "UPDATE files SET state = 'GONE', updated_at = ?, "
+                    "error = 'superseded by a newer version before it was sent' "
+                    # CROSS JOIN and +state pin the plan: walk new rows, probe (folder, relpath).
+                    "WHERE id IN (SELECT old.id FROM files AS new CROSS JOIN files AS old "
+                    "ON old.folder = new.folder AND old.relpath = new.relpath "
+                    "WHERE new.id > ? AND old.id < new.id AND +old.state = 'STABLE')",
+                    (now, last_id),
+                )
+            if len(new_ids) < len(keys):
+                new_ids += _revive_gone(conn, folder, keys, now)
+        return new_ids
+
+    def mark_gone(self, file_ids: Sequence[int], now: float) -> int:
+        """STABLE/BATCHED → GONE; rows already further along are left alone. Returns the count.
+
+        An OPEN or HELD batch left without files becomes FAILED, so nothing POSTs it empty.
+        """
+        ids = unique_ids(file_ids)
+        if not ids:
+            return 0
+        with self._db.write() as conn:
+            batch_ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT batch_id FROM files WHERE state = 'BATCHED' "
+                    "AND id IN (SELECT value FROM json_each(?))",
+                    (id_list(ids),),
+                )
+            ]
+            changed = conn.executemany(
+                "UPDATE files SET state = 'GONE', updated_at = ? "
+                "WHERE id = ? AND state IN ('STABLE', 'BATCHED')",
+                ((now, file_id) for file_id in ids),
+            ).rowcount
+            conn.executemany(
+                "UPDATE batches SET state = 'FAILED', updated_at = ?, "
+                "last_error = 'every file vanished before submission' "
+                "WHERE id = ? AND state IN ('OPEN', 'HELD') AND NOT EXISTS "
+                "(SELECT 1 FROM files WHERE batch_id = batches.id AND state = 'BATCHED')",
+                ((now, batch_id) for batch_id in batch_ids),
+            )
+        return int(changed)
+
+    # post-actions
+
+    def pending_actions(self, limit: int = 500) -> list[FileRow]:
+        """TRANSFERRED rows and FAILED rows whose post-action is still to do, least recent first."""
+        with self._db.read() as conn:
+            cursor = conn.execute(
+                f"SELECT {FILE_COLUMNS} FROM files WHERE state IN ('TRANSFERRED', 'FAILED') "  # noqa: S608 - constants only
+                "AND action_done = 0 ORDER BY updated_at, id LIMIT ?",
+                (limit,),
+            )
+            return [file_row(r) for r in cursor]
+
+    def mark_done(self, file_ids: Sequence[int], now: float) -> None:
+        """TRANSFERRED → DONE (post-action applied); all or nothing."""
+        ids = unique_ids(file_ids)
+        with self._db.write() as conn:
+            changed = conn.executemany(
+                "UPDATE files SET state = 'DONE', action_done = 1, action_error = NULL, "
+                "updated_at = ? WHERE id = ? AND state = 'TRANSFERRED'",
+                ((now, file_id) for file_id in ids),
+            ).rowcount
+            if changed != len(ids):
+                # Raising inside the transaction rolls back the part that did apply.
+                raise InvalidTransitionError(
+                    f"{len(ids) - changed} of {len(ids)} files are unknown or not TRANSFERRED"
+                )
+
+    def mark_failed_handled(self, file_ids: Sequence[int], now: float) -> int:
+        """FAILED rows: their post-action (e.g. move to failed_dir) is done. Returns the count.
+
+        Rows no longer FAILED are skipped: ``jetwatch ledger retry-failed`` may have queued
+        them again from another process meanwhile.
+        """
+        with self._db.write() as conn:
+            changed = conn.executemany(
+                "UPDATE files SET action_done = 1, action_error = NULL, updated_at = ? "
+                "WHERE id = ? AND state = 'FAILED'",
+                ((now, file_id) for file_id in unique_ids(file_ids)),
+            ).rowcount
+        return int(changed)
+
+    def requeue_failed(self, now: float, folder: str | None = None) -> int:
+        """FAILED → STABLE with a fresh attempt count, unless a newer version of the path exists.
+
+        For ``jetwatch ledger retry-failed``; returns how many files were queued again.
+        """
+        with self._db.write() as conn:
+            changed = conn.execute(
+                "UPDATE files SET state = 'STABLE', batch_id = NULL, attempts = 0, error = NULL, "
+                "action_done = 0, action_error = NULL, stable_at = ?1, updated_at = ?1 "
+                "WHERE state = 'FAILED' AND (?2 IS NULL OR folder = ?2) AND NOT EXISTS "
+                "(SELECT 1 FROM files AS newer WHERE newer.folder = files.folder "
+                "AND newer.relpath = files.relpath AND newer.id > files.id)",
+                (now, folder),
+            ).rowcount
+        log.info("failed_requeued", files=changed, folder=folder)
+        return int(changed)
+
+    def set_error(self, file_id: int, error: str, now: float) -> None:
+        """Record a post-action failure (shown in status); the state stays, it is retried."""
+        with self._db.write() as conn:
+            changed = conn.execute(
+                "UPDATE files SET action_error = ?, updated_at = ? WHERE id = ?",
+                (error, now, file_id),
+            ).rowcount
+            if changed != 1:
+                raise InvalidTransitionError(f"unknown file {file_id}")
+
+
+def _revive_gone(
+    conn: sqlite3.Connection, folder: str, keys: Sequence[FileKey], now: float
+) -> list[int]:
+    """GONE → STABLE for keys that came back unchanged; only called when some key was known."""
+    revived = []
+    for k in keys:
+        row = conn.execute(
+            "UPDATE files SET state = 'STABLE', batch_id = NULL, stable_at = ?, updated_at = ?, "
+            "error = NULL WHERE folder = ? AND relpath = ? AND size = ? AND mtime_ns = ? "
+            "AND inode = ? AND state = 'GONE' RETURNING id",
+            (now, now, folder, k.relpath, k.size, k.mtime_ns, to_i64(k.inode)),
+        ).fetchone()
+        if row is not None:
+            revived.append(int(row[0]))
+    return revived

@@ -1,0 +1,259 @@
+"""The SQLite ledger: one file (WAL, synchronous=FULL), behind the async ``LedgerStore`` protocol.
+
+:class:`SqliteLedger` composes the parts: :class:`~jetwatch.ledger.files.FileRecords` and
+:class:`~jetwatch.ledger.batches.BatchRecords` (the transitions), :mod:`~jetwatch.ledger.report`
+and :mod:`~jetwatch.ledger.prune`. Every call runs in the connection's own thread
+(:meth:`Db.call <jetwatch.ledger.db.Db.call>`): the event loop never waits on SQLite. Bulk
+reads (a million fingerprints at start-up) use a second, read-only connection and thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+import structlog
+
+from jetwatch.domain.batching import Queued
+from jetwatch.domain.report import StatusSnapshot
+from jetwatch.domain.states import BatchRow, FileKey, FileRow, HoldReason, RetryPlan
+from jetwatch.domain.store import LedgerStore
+from jetwatch.errors import LedgerError, LedgerUnavailableError
+from jetwatch.ledger import prune as pruning
+from jetwatch.ledger import report
+from jetwatch.ledger.batches import BatchRecords
+from jetwatch.ledger.db import Db, move_aside
+from jetwatch.ledger.files import FileRecords
+from jetwatch.ledger.migrations import SCHEMA_VERSION
+from jetwatch.metrics import LEDGER_BYTES
+
+log = structlog.get_logger(__name__)
+
+
+class SqliteLedger:
+    """The ledger in one SQLite file; implements ``LedgerStore``. Open with :meth:`open`."""
+
+    def __init__(self, db: Db, reader: Db | None = None) -> None:
+        self._db = db
+        self._reader = reader
+        self._files = FileRecords(db, reader)
+        self._batches = BatchRecords(db)
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteLedger:
+        """Open or create the ledger; refuses (never replaces) a damaged or foreign file."""
+        return cls(*await asyncio.to_thread(_connect_new, path))
+
+    @classmethod
+    async def open_readonly(cls, path: Path) -> SqliteLedger:
+        """Open an existing ledger for reading only, e.g. for status while the daemon runs."""
+        return cls(await asyncio.to_thread(_connect_existing, path))
+
+    @staticmethod
+    def move_aside(path: Path, now: float) -> Path:
+        """Rename the ledger and its -wal/-shm to ``<path>.corrupt-<time>``; returns that path."""
+        return move_aside(path, now)
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._reader is not None:
+                await self._reader.call(self._reader.close)
+                self._reader.stop_worker()
+        finally:
+            await self._db.call(self._db.close)
+            self._db.stop_worker()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # intake
+
+    async def known_fingerprints(self, folder: str) -> set[int]:
+        return await (self._reader or self._db).call(self._files.known_fingerprints, folder)
+
+    async def is_known(self, folder: str, key: FileKey) -> bool:
+        return await self._db.call(self._files.is_known, folder, key)
+
+    async def add_stable(self, folder: str, keys: Sequence[FileKey], now: float) -> list[int]:
+        return await self._db.call(self._files.add_stable, folder, keys, now)
+
+    async def mark_gone(self, file_ids: Sequence[int], now: float) -> int:
+        return await self._db.call(self._files.mark_gone, file_ids, now)
+
+    # batching
+
+    async def pending_stable(self, folder: str, limit: int | None = None) -> list[FileRow]:
+        return await self._db.call(self._batches.pending_stable, folder, limit)
+
+    async def stable_queue(self, folder: str, limit: int) -> list[Queued]:
+        return await self._db.call(self._batches.stable_queue, folder, limit)
+
+    async def create_batch(
+        self,
+        folder: str,
+        file_ids: Sequence[int],
+        now: float,
+        *,
+        attempt: int = 1,
+        parent_id: int | None = None,
+        not_before: float | None = None,
+    ) -> int:
+        create = self._batches.create_batch
+        return await self._db.call(
+            create, folder, file_ids, now, attempt=attempt, parent_id=parent_id,
+            not_before=not_before,
+        )  # fmt: skip
+
+    async def open_batches(self, now: float, folder: str | None = None) -> list[BatchRow]:
+        return await self._db.call(self._batches.open_batches, now, folder)
+
+    async def next_open_at(self, folder: str | None = None) -> float | None:
+        return await self._db.call(self._batches.next_open_at, folder)
+
+    async def batch(self, batch_id: int) -> BatchRow:
+        return await self._db.call(self._batches.batch, batch_id)
+
+    async def batch_files(self, batch_id: int) -> list[FileRow]:
+        return await self._db.call(self._batches.batch_files, batch_id)
+
+    async def mark_submitting(self, batch_id: int, job_id: str, now: float) -> None:
+        await self._db.call(self._batches.mark_submitting, batch_id, job_id, now)
+
+    async def mark_submitted(self, batch_id: int, delivery_id: str, now: float) -> None:
+        await self._db.call(self._batches.mark_submitted, batch_id, delivery_id, now)
+
+    async def reopen(self, batch_id: int, now: float, not_before: float, error: str | None) -> None:
+        await self._db.call(self._batches.reopen, batch_id, now, not_before, error)
+
+    async def mark_held(
+        self, batch_id: int, reason: HoldReason, now: float, detail: str | None = None
+    ) -> None:
+        await self._db.call(self._batches.mark_held, batch_id, reason, now, detail)
+
+    async def held_batches(self, folder: str | None = None) -> list[BatchRow]:
+        return await self._db.call(self._batches.held_batches, folder)
+
+    async def release_held(self, batch_ids: Sequence[int], now: float) -> int:
+        return await self._db.call(self._batches.release_held, batch_ids, now)
+
+    async def in_doubt_batches(self) -> list[BatchRow]:
+        return await self._db.call(self._batches.in_doubt_batches)
+
+    async def submitted_batches(self, folder: str | None = None) -> list[BatchRow]:
+        return await self._db.call(self._batches.submitted_batches, folder)
+
+    async def known_delivery_ids(self) -> set[str]:
+        return await self._db.call(self._batches.known_delivery_ids)
+
+    async def complete_batch(self, batch_id: int, now: float) -> None:
+        await self._db.call(self._batches.complete_batch, batch_id, now)
+
+    async def fail_batch(
+        self,
+        batch_id: int,
+        reason: str,
+        now: float,
+        retries: Sequence[RetryPlan],
+        give_up: Sequence[int],
+    ) -> list[int]:
+        fail = self._batches.fail_batch
+        return await self._db.call(fail, batch_id, reason, now, retries, give_up)
+
+    # post-actions
+
+    async def pending_actions(self, limit: int = 500) -> list[FileRow]:
+        return await self._db.call(self._files.pending_actions, limit)
+
+    async def mark_done(self, file_ids: Sequence[int], now: float) -> None:
+        await self._db.call(self._files.mark_done, file_ids, now)
+
+    async def mark_failed_handled(self, file_ids: Sequence[int], now: float) -> int:
+        return await self._db.call(self._files.mark_failed_handled, file_ids, now)
+
+    async def requeue_failed(self, now: float, folder: str | None = None) -> int:
+        return await self._db.call(self._files.requeue_failed, now, folder)
+
+    async def set_error(self, file_id: int, error: str, now: float) -> None:
+        await self._db.call(self._files.set_error, file_id, error, now)
+
+    # folder status, status and maintenance
+
+    async def record_scan(
+        self,
+        folder: str,
+        *,
+        mode: str,
+        mode_reason: str,
+        finished_at: float,
+        files_seen: int,
+        duration_s: float,
+    ) -> None:
+        await self._db.call(
+            report.record_scan, self._db, folder, mode=mode, mode_reason=mode_reason,
+            finished_at=finished_at, files_seen=files_seen, duration_s=duration_s,
+        )  # fmt: skip
+
+    async def counts(self, folder: str | None = None) -> dict[str, dict[str, int]]:
+        return await self._db.call(report.counts, self._db, folder)
+
+    async def snapshot(self, now: float, recent_failures: int = 20) -> StatusSnapshot:
+        return await self._db.call(report.snapshot, self._db, now, recent_failures)
+
+    async def prune(
+        self, now: float, retention_s: float, exists: Callable[[str, str], bool]
+    ) -> int:
+        """Delete finished rows older than retention_s whose file is gone; see ``prune``."""
+        return await pruning.prune(self._db, now, retention_s, exists)
+
+    async def size_bytes(self) -> int:
+        """Bytes of the database file and its WAL."""
+        size = await self._db.call(self._db.size_bytes)
+        LEDGER_BYTES.set(size)
+        return size
+
+
+def _connect_new(path: Path) -> tuple[Db, Db]:
+    """The main and the reader connection of a ledger, created or migrated if need be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LedgerUnavailableError(f"cannot create the ledger's folder: {exc}") from exc
+    db = Db.connect(path, read_only=False)
+    try:
+        reader = db.reader()
+    except BaseException:
+        db.close()
+        raise
+    log.info("ledger_opened", path=str(path), version=SCHEMA_VERSION)
+    return db, reader
+
+
+def _connect_existing(path: Path) -> Db:
+    if not path.is_file():
+        raise LedgerError(f"no ledger at {path}: check ledger_path, or start jetwatch once")
+    return Db.connect(path, read_only=True)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(ledger: SqliteLedger) -> LedgerStore:  # mypy proves the Protocol is met
+        return ledger

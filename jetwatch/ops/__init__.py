@@ -1,0 +1,1 @@
+"""Operations: the HTTP server (health, readiness, metrics, status), loop health, sd_notify."""

@@ -1,0 +1,1 @@
+"""The pipeline after intake: batch, deliver (with in-doubt resolution), track, post-act, upkeep."""

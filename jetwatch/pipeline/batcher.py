@@ -1,0 +1,91 @@
+"""Batch loop: STABLE files → OPEN batches, by count, bytes, linger and age (``plan_batches``).
+
+A round reads each folder's queue in windows of ``ROUND_BATCHES`` full batches (the slim
+``stable_queue``: id, size, stable_at), so a burst of 100,000 waiting files costs one small
+query per window instead of a full row per file. The last, partial batch of a window that
+is not the end of the queue stays open: the next window continues it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import structlog
+
+from jetwatch.config.settings import FolderSettings
+from jetwatch.domain.batching import BatchLimits, plan_batches
+from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
+from jetwatch.domain.store import LedgerStore
+from jetwatch.domain.wake import Stage, Wakeups
+from jetwatch.errors import LedgerUnavailableError
+
+log = structlog.get_logger(__name__)
+
+ROUND_BATCHES = 8  # full batches one window of the queue holds
+IDLE_S = 5.0  # the loop looks again at least this often
+LEDGER_RETRY_S = 2.0
+
+
+def limits_of(folder: FolderSettings) -> BatchLimits:
+    return BatchLimits(
+        max_files=folder.max_files,
+        max_bytes=folder.max_bytes,
+        linger_s=folder.batch_linger_seconds,
+        max_wait_s=folder.max_wait_seconds,
+    )
+
+
+class Batcher:
+    """Forms batches for every folder; wakes the deliverer when it made some."""
+
+    def __init__(
+        self,
+        ledger: LedgerStore,
+        folders: Callable[[], Mapping[str, FolderSettings]],
+        *,
+        wakeups: Wakeups,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._ledger = ledger
+        self._folders = folders
+        self._wakeups = wakeups
+        self._clock = clock
+
+    async def run(self) -> None:
+        while True:
+            self._wakeups.clear(Stage.BATCH)
+            try:
+                next_at = await self.run_once()
+            except LedgerUnavailableError as exc:
+                log.error("ledger_unavailable", error=str(exc))
+                next_at = self._clock.wall() + LEDGER_RETRY_S
+            delay_s = IDLE_S if next_at is None else next_at - self._clock.wall()
+            await self._wakeups.sleep(Stage.BATCH, min(max(0.0, delay_s), IDLE_S))
+
+    async def run_once(self) -> float | None:
+        """Form every batch that is due; when the next one will be (None: nothing waits)."""
+        due: list[float] = []
+        for label, folder in self._folders().items():
+            close_at = await self.form(label, folder)
+            if close_at is not None:
+                due.append(close_at)
+        return min(due, default=None)
+
+    async def form(self, label: str, folder: FolderSettings) -> float | None:
+        """Form the folder's due batches, window by window; when its open batch closes."""
+        limits = limits_of(folder)
+        window = limits.max_files * ROUND_BATCHES
+        while True:
+            queued = await self._ledger.stable_queue(label, window + 1)
+            more = len(queued) > window
+            now = self._clock.wall()
+            # A window's tail is followed by more files: it is not due yet, it is not full yet.
+            batches, close_at = plan_batches(queued[:window], limits, -math.inf if more else now)
+            for file_ids in batches:
+                batch_id = await self._ledger.create_batch(label, file_ids, now)
+                log.info("batch_formed", folder=label, batch_id=batch_id, files=len(file_ids))
+            if batches:
+                self._wakeups.wake(Stage.DELIVER)
+            if not more or not batches:
+                return close_at

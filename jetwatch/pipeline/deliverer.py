@@ -1,0 +1,212 @@
+"""Deliver loop: OPEN batches → ``target.submit`` → ledger, exactly once.
+
+Every step is written to the ledger before the action it allows: a batch is SUBMITTING
+before its submission (a Jet delivery POST, an IM job run, a JetStream transfer). One
+whose outcome is unknown (or a crash mid-submit) leaves the batch SUBMITTING, "in doubt";
+:mod:`~jetwatch.pipeline.in_doubt` resolves it before anything is submitted again. Each
+round first releases the holds that ended (:mod:`~jetwatch.pipeline.holds`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+
+import structlog
+
+from jetwatch import metrics
+from jetwatch.config.settings import FolderSettings
+from jetwatch.domain.backoff import Backoff, Jitter
+from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
+from jetwatch.domain.states import BatchRow, FileRow, HoldReason
+from jetwatch.domain.store import LedgerStore
+from jetwatch.domain.target import Target
+from jetwatch.domain.wake import Stage, Wakeups
+from jetwatch.errors import (
+    ApiError,
+    AuthError,
+    ForbiddenError,
+    LedgerUnavailableError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PausedError,
+    ProtocolError,
+    RejectedError,
+)
+from jetwatch.pipeline.holds import HoldKeeper
+from jetwatch.pipeline.in_doubt import InDoubtResolver
+from jetwatch.pipeline.presence import check_files, live_files, submit_objects
+from jetwatch.pipeline.submissions import Submissions
+from jetwatch.targets.registry import TargetRegistry, TargetState
+
+log = structlog.get_logger(__name__)
+
+UNRESOLVED_RECHECK_S = 1.0  # batches waiting for their target to resolve
+IDLE_S = 5.0
+LEDGER_RETRY_S = 2.0
+AUTH_RETRY_S = 30.0
+POST_BACKOFF = Backoff(2.0, 60.0, Jitter.EQUAL)
+FORBIDDEN_DETAIL = "the client's role may not deliver"
+
+
+class Deliverer:
+    """Submits OPEN batches of every folder; one instance, at most ``max_concurrent_posts``."""
+
+    def __init__(
+        self,
+        ledger: LedgerStore,
+        targets: TargetRegistry,
+        folders: Callable[[], Mapping[str, FolderSettings]],
+        *,
+        wakeups: Wakeups,
+        clock: Clock = SYSTEM_CLOCK,
+        max_concurrent_posts: int = 4,
+    ) -> None:
+        self._ledger = ledger
+        self._targets = targets
+        self._folders = folders
+        self._wakeups = wakeups
+        self._clock = clock
+        self._posts = asyncio.Semaphore(max_concurrent_posts)
+        self._stopping = False
+        self._posting: set[int] = set()  # SUBMITTING in this process: a submit is on its way
+        self._outcomes = Submissions(ledger, targets, wakeups=wakeups, clock=clock)
+        self.holds = HoldKeeper(ledger, targets, folders, clock=clock)
+        self.in_doubt = InDoubtResolver(
+            ledger, targets, folders, self._outcomes, wakeups=wakeups, clock=clock
+        )
+
+    def stop_intake(self) -> None:
+        """Finish the current round, then stop taking new batches (graceful shutdown)."""
+        self._stopping = True
+        self._wakeups.wake(Stage.DELIVER)
+
+    async def run(self) -> None:
+        while not self._stopping:
+            self._wakeups.clear(Stage.DELIVER)
+            try:
+                next_at = await self.run_once()
+            except LedgerUnavailableError as exc:
+                log.error("ledger_unavailable", error=str(exc))
+                next_at = self._clock.wall() + LEDGER_RETRY_S
+            if self._stopping:
+                return
+            delay_s = IDLE_S if next_at is None else next_at - self._clock.wall()
+            await self._wakeups.sleep(Stage.DELIVER, min(max(0.0, delay_s), IDLE_S))
+
+    async def run_once(self) -> float | None:
+        """Release holds, resolve in-doubt batches, submit open ones; when to look again."""
+        candidates = [
+            await self.holds.release_due(),
+            await self.in_doubt.resolve_due(self._posting),
+        ]
+        await self.submit_open()
+        now = self._clock.wall()
+        # Set during this round: a submit that stayed in doubt, a batch held for its folder.
+        candidates += [t for t in (self.in_doubt.due_at, self.holds.recheck_at) if t > now]
+        for label in self._folders():
+            due = await self._ledger.next_open_at(label)
+            if due is not None and self._targets.status(label).ident is None:
+                # Not sendable before the target resolves: looking again at once would spin.
+                due = max(due, now + UNRESOLVED_RECHECK_S)
+            candidates.append(due)
+        return min((t for t in candidates if t is not None), default=None)
+
+    async def submit_open(self) -> None:
+        folders = self._folders()
+        due = await self._ledger.open_batches(self._clock.wall())
+        batches = [b for b in due if b.folder in folders]
+        if not batches:
+            return
+        # Wait for every POST before raising: one left running would race the next round.
+        results = await asyncio.gather(
+            *(self._submit_guarded(b, folders[b.folder]) for b in batches),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _submit_guarded(self, batch: BatchRow, folder: FolderSettings) -> None:
+        async with self._posts:
+            if not self._stopping:  # shutting down: no new POSTs, the batch stays OPEN
+                await self.submit(batch, folder)
+
+    async def submit(self, batch: BatchRow, folder: FolderSettings) -> None:
+        """Submit one OPEN batch; every outcome is written to the ledger."""
+        state = self._targets.status(folder.label)
+        target = self._targets.target(folder.label)
+        if state.paused or state.problem:  # also a job the API says does not exist
+            if state.problem:
+                await self._outcomes.hold(batch, folder, state.hold_reason, state.problem)
+            else:
+                await self._outcomes.hold(batch, folder, HoldReason.PAUSED)
+            return
+        if state.ident is None or target is None:
+            return  # not resolved yet (API down): stays OPEN, retried when it resolves
+        files = await self._present_files(batch, folder)
+        if not files:
+            return
+        await self._ledger.mark_submitting(batch.id, state.ident, self._clock.wall())
+        self._posting.add(batch.id)
+        try:
+            with structlog.contextvars.bound_contextvars(batch_id=batch.id, folder=folder.label):
+                await self._post(batch, folder, target, state, files)
+        finally:
+            self._posting.discard(batch.id)
+
+    async def _post(
+        self,
+        batch: BatchRow,
+        folder: FolderSettings,
+        target: Target,
+        state: TargetState,
+        files: list[FileRow],
+    ) -> None:
+        now = self._clock.wall()
+        outcomes = self._outcomes
+        try:
+            handle = await target.submit(submit_objects(folder, files), ident=state.ident)
+        except (OutcomeUnknownError, ProtocolError) as exc:
+            # A garbled answer is still an answer: the target may well have accepted it.
+            log.warning("delivery_outcome_unknown", error=str(exc))
+            if not await self.in_doubt.resolve_one(await self._ledger.batch(batch.id), folder):
+                self.in_doubt.backoff()
+        except PausedError:
+            await outcomes.hold(batch, folder, HoldReason.PAUSED, refused=True)
+        except NotFoundError:
+            await outcomes.hold(batch, folder, HoldReason.NOT_FOUND, refused=True)
+        except ForbiddenError:
+            await outcomes.hold(batch, folder, HoldReason.FORBIDDEN, FORBIDDEN_DETAIL, refused=True)
+        except AuthError as exc:
+            await outcomes.reopen(batch, now + AUTH_RETRY_S, f"credentials refused: {exc}")
+        except RejectedError as exc:
+            # A 400 that is not a pause: some object is unacceptable. Bisect to find it.
+            reason = f"delivery refused ({exc.status}): {exc.body}"
+            await outcomes.fail(batch, folder, files, reason)
+        except ApiError as exc:
+            delay_s = POST_BACKOFF.delay_s(batch.attempt - 1, random.random())
+            await outcomes.reopen(batch, now + delay_s, str(exc))
+        else:
+            await outcomes.accepted(batch, folder, files, handle)
+
+    async def _present_files(self, batch: BatchRow, folder: FolderSettings) -> list[FileRow]:
+        """Files of the batch still on disk as settled; the others are GONE (not sent).
+
+        A missing or unreadable folder (a share that dropped) proves nothing about its
+        files: the batch is HELD until the folder is back.
+        """
+        rows = live_files(await self._ledger.batch_files(batch.id))
+        present, gone, problem = await asyncio.to_thread(check_files, folder.path, rows)
+        if problem:
+            await self._outcomes.hold(batch, folder, HoldReason.FOLDER_UNAVAILABLE, problem)
+            self.holds.recheck_folders_soon()
+            return []
+        if gone:
+            await self._ledger.mark_gone([f.id for f in gone], self._clock.wall())
+            self._wakeups.files_gone(folder.label, (f.key for f in gone))
+            metrics.FILES_VANISHED.labels(folder.label).inc(len(gone))
+            for f in gone:
+                log.warning("file_gone_before_submit", folder=folder.label, path=f.relpath)
+        return present

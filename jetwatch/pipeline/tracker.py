@@ -1,0 +1,211 @@
+"""Track loop: one poller follows every in-flight submission until it ends, then records it.
+
+Each submission is polled through its folder's target on its own adaptive interval
+(``poll_min`` after a change, growing 1.5x to ``poll_max`` while nothing moves; bounds per
+target kind), with a bound on concurrent requests. The verdict is the target's
+:class:`~jetwatch.domain.target.Progress` (for Jet: the delivery's, never one transfer's).
+A batch of a folder a reload removed is followed through the target the folder had; after
+a restart without that folder, it waits in the ledger until the folder is configured again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from jetwatch import metrics
+from jetwatch.config.settings import FolderSettings
+from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
+from jetwatch.domain.retry import plan_retry
+from jetwatch.domain.states import BatchRow
+from jetwatch.domain.store import LedgerStore
+from jetwatch.domain.target import Progress
+from jetwatch.domain.wake import Stage, Wakeups
+from jetwatch.errors import ApiError, LedgerUnavailableError, NotFoundError
+from jetwatch.pipeline.presence import live_files
+from jetwatch.targets.registry import TargetRegistry
+
+log = structlog.get_logger(__name__)
+
+UNCONFIGURED_RECHECK_S = 30.0  # a batch of a folder removed from the config
+
+
+@dataclass(slots=True)
+class _Schedule:
+    next_at: float
+    interval_s: float
+    fingerprint: tuple[object, ...] = ()
+
+
+class Tracker:
+    """Polls SUBMITTED batches' submissions; writes COMPLETED or FAILED (+ retry plan).
+
+    ``poll_bounds`` maps a target kind to its (poll_min_s, poll_max_s); other kinds use
+    ``poll_min_s`` and ``poll_max_s``.
+    """
+
+    def __init__(
+        self,
+        ledger: LedgerStore,
+        targets: TargetRegistry,
+        folders: Callable[[], Mapping[str, FolderSettings]],
+        *,
+        poll_min_s: float = 1.0,
+        poll_max_s: float = 30.0,
+        poll_bounds: Mapping[str, tuple[float, float]] | None = None,
+        max_concurrent: int = 8,
+        wakeups: Wakeups,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._ledger = ledger
+        self._targets = targets
+        self._folders = folders
+        self._poll_min_s = poll_min_s
+        self._poll_max_s = poll_max_s
+        self._bounds = dict(poll_bounds or {})
+        self._limit = asyncio.Semaphore(max_concurrent)
+        self._wakeups = wakeups
+        self._clock = clock
+        self._schedule: dict[int, _Schedule] = {}
+
+    async def run(self) -> None:
+        while True:
+            self._wakeups.clear(Stage.TRACK)
+            try:
+                next_at = await self.run_once()
+            except LedgerUnavailableError as exc:
+                log.error("ledger_unavailable", error=str(exc))
+                next_at = self._clock.wall() + 2.0
+            now = self._clock.wall()
+            delay = self._poll_max_s if next_at is None else max(0.05, next_at - now)
+            await self._wakeups.sleep(Stage.TRACK, delay)
+
+    async def run_once(self) -> float | None:
+        """Poll every submission that is due; return when the next one is due."""
+        batches = await self._ledger.submitted_batches()
+        now = self._clock.wall()
+        live = {b.id for b in batches}
+        for gone in set(self._schedule) - live:
+            del self._schedule[gone]
+        due = []
+        for batch in batches:
+            poll_min_s = self._bounds_of(batch)[0]
+            sched = self._schedule.setdefault(batch.id, _Schedule(now + poll_min_s, poll_min_s))
+            if sched.next_at <= now:
+                due.append(batch)
+        self._update_gauges(batches)
+        if due:
+            # Wait for every poll before raising: one left running could record its batch
+            # while the next round polls it again.
+            results = await asyncio.gather(
+                *(self._poll_guarded(b) for b in due), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+        pending = [s.next_at for s in self._schedule.values()]
+        return min(pending) if pending else None
+
+    async def _poll_guarded(self, batch: BatchRow) -> None:
+        async with self._limit:
+            with structlog.contextvars.bound_contextvars(
+                batch_id=batch.id, delivery_id=batch.delivery_id, folder=batch.folder
+            ):
+                await self.poll(batch)
+
+    async def poll(self, batch: BatchRow) -> None:
+        """One look at the batch's submission through its target, and whatever it decides."""
+        assert batch.delivery_id is not None
+        sched = self._schedule[batch.id]
+        poll_min_s, poll_max_s = self._bounds_of(batch)
+        target = self._targets.target(batch.folder)
+        now = self._clock.wall()
+        if target is None:
+            sched.next_at = now + UNCONFIGURED_RECHECK_S
+            return
+        age_s = now - (batch.submitted_at or batch.created_at)
+        try:
+            progress = await target.poll(
+                batch.delivery_id, batch.file_count, age_s, ident=batch.job_id
+            )
+        except NotFoundError:
+            await self._finish_failed(batch, f"{target.kind} submission not found (404)", now)
+            return
+        except ApiError as exc:
+            log.warning("delivery_poll_failed", error=str(exc))
+            sched.interval_s = min(poll_max_s, sched.interval_s * 2)
+            sched.next_at = now + sched.interval_s
+            return
+        if not progress.done:
+            self._reschedule(sched, progress, now, poll_min_s, poll_max_s)
+        elif progress.failed:
+            await self._finish_failed(batch, progress.detail or "failed", now)
+        else:
+            await self._finish_ok(batch, progress, now)
+
+    def _bounds_of(self, batch: BatchRow) -> tuple[float, float]:
+        folder = self._folders().get(batch.folder)
+        default = (self._poll_min_s, self._poll_max_s)
+        return default if folder is None else self._bounds.get(folder.target, default)
+
+    def _reschedule(
+        self, sched: _Schedule, progress: Progress, now: float, poll_min_s: float, poll_max_s: float
+    ) -> None:
+        p = progress
+        fingerprint = (p.state, p.transferred, p.bytes_done, p.failed_count)
+        if fingerprint != sched.fingerprint:
+            sched.interval_s = poll_min_s
+            sched.fingerprint = fingerprint
+        else:
+            sched.interval_s = min(poll_max_s, sched.interval_s * 1.5)
+        sched.next_at = now + sched.interval_s
+
+    async def _finish_ok(self, batch: BatchRow, progress: Progress, now: float) -> None:
+        await self._ledger.complete_batch(batch.id, now)
+        self._schedule.pop(batch.id, None)
+        label = batch.folder
+        # A target that reports no bytes (an IM run) moved the whole batch when it moved all.
+        sent_all = progress.transferred >= batch.file_count
+        size = progress.bytes_done or (batch.total_bytes if sent_all else 0)
+        metrics.FILES_TRANSFERRED.labels(label).inc(progress.transferred)
+        metrics.FILES_SKIPPED.labels(label).inc(progress.skipped)
+        metrics.BYTES_TRANSFERRED.labels(label).inc(size)
+        log.info(
+            "delivery_completed",
+            transferred=progress.transferred,
+            skipped=progress.skipped,
+            bytes=size,
+            seconds=round(now - (batch.submitted_at or now), 2),
+        )
+        self._wakeups.wake(Stage.ACTIONS)
+
+    async def _finish_failed(self, batch: BatchRow, reason: str, now: float) -> None:
+        folder = self._folders().get(batch.folder)
+        max_attempts = folder.max_attempts if folder else 5
+        backoff = folder.retry_backoff_seconds if folder else 5.0
+        # Files that vanished before the POST were never part of this attempt.
+        files = live_files(await self._ledger.batch_files(batch.id))
+        plan = plan_retry(batch, files, max_attempts, backoff, now)
+        await self._ledger.fail_batch(batch.id, reason, now, plan.retries, plan.give_up)
+        self._schedule.pop(batch.id, None)
+        if plan.give_up:
+            metrics.FILES_FAILED.labels(batch.folder).inc(len(plan.give_up))
+            paths = [f.relpath for f in files if f.id in set(plan.give_up)]
+            log.error("files_failed", reason=reason, paths=paths[:20], count=len(paths))
+        log.warning(
+            "delivery_failed",
+            reason=reason,
+            retry_batches=len(plan.retries),
+            given_up=len(plan.give_up),
+        )
+        self._wakeups.wake(Stage.DELIVER, Stage.ACTIONS)
+
+    def _update_gauges(self, batches: list[BatchRow]) -> None:
+        counts: dict[str, int] = dict.fromkeys(self._folders(), 0)
+        for b in batches:
+            counts[b.folder] = counts.get(b.folder, 0) + 1
+        for label, n in counts.items():
+            metrics.BATCHES_IN_FLIGHT.labels(label).set(n)

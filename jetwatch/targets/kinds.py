@@ -1,0 +1,78 @@
+"""The target kinds jetwatch knows, each as a :class:`~jetwatch.targets.spec.TargetSpec`."""
+
+from __future__ import annotations
+
+from jetwatch.apis.jetstream import MODULE_MISSING, module_available
+from jetwatch.config.settings import FolderSettings
+from jetwatch.domain.target import Target
+from jetwatch.targets.jet import JetTarget
+from jetwatch.targets.jet_profile import profile_findings
+from jetwatch.targets.spec import Finding, TargetSpec
+
+
+def _jet_warnings(key: str, folder: FolderSettings) -> list[str]:
+    return []
+
+
+def _other_warnings(key: str, folder: FolderSettings) -> list[str]:
+    if folder.profile_root is not None:
+        return [f"{key}.profile_root: only used by jet folders (ignored)"]
+    return []
+
+
+def _jetstream_warnings(key: str, folder: FolderSettings) -> list[str]:
+    warnings = _other_warnings(key, folder)
+    if folder.job:
+        warnings.insert(0, f"{key}.job: not used by jetstream folders (ignored)")
+    return warnings
+
+
+def _jetstream_host_problems() -> list[Finding]:
+    return [] if module_available() else [Finding("jetstream", MODULE_MISSING)]
+
+
+async def _jet_findings(
+    target: Target, key: str, folder: FolderSettings, ident: str
+) -> list[Finding]:
+    assert isinstance(target, JetTarget)
+    return await profile_findings(target.client, key, folder, ident)
+
+
+JET = TargetSpec(
+    kind="jet",
+    section="jet",
+    api_name="Jet API",
+    ref_word="job",
+    ref_key="job",
+    user_key="client_id",
+    secret_key="client_secret",  # noqa: S106 - the name of a config key
+    warnings=_jet_warnings,
+    online_findings=_jet_findings,
+)
+INTEGRATION_MANAGER = TargetSpec(
+    kind="integration-manager",
+    section="integration_manager",
+    api_name="Integration Manager API",
+    ref_word="job config",
+    ref_key="job",
+    user_key="username",
+    secret_key="password",  # noqa: S106 - the name of a config key
+    warnings=_other_warnings,
+)
+JETSTREAM = TargetSpec(
+    kind="jetstream",
+    section="jetstream",
+    api_name="JetStream server",
+    ref_word="destination",
+    ref_key="target",
+    user_key="username",
+    secret_key="password",  # noqa: S106 - the name of a config key
+    warnings=_jetstream_warnings,
+    host_problems=_jetstream_host_problems,
+)
+SPECS = {spec.kind: spec for spec in (JET, INTEGRATION_MANAGER, JETSTREAM)}
+
+
+def spec_of(kind: str) -> TargetSpec:
+    """The spec of a kind the config accepted; KeyError for anything else (a bug)."""
+    return SPECS[kind]

@@ -1,1 +1,0 @@
-"""Fakes of third-party layers we cannot run in tests (vendor modules)."""

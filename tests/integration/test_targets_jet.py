@@ -1,0 +1,184 @@
+"""JetTarget against the real Jet emulator: resolve, deliver, follow, fail, pause, in-doubt."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from jetwatch.apis.jet.client import JetClient
+from jetwatch.apis.jet.models import Counts, Delivery
+from jetwatch.apis.jet.models import Progress as JetProgress
+from jetwatch.domain.target import Progress, SubmitObject, Target
+from jetwatch.emulators.jet import EmulatorServer
+from jetwatch.errors import ConfigError, NotFoundError, PausedError
+from jetwatch.targets.jet import JetTarget, judge_delivery, relative_path
+from tests.fixtures.emulator import ADMIN_ID, ADMIN_SECRET, Api, wait_for
+
+JobSetup = tuple[EmulatorServer, str, Path, Path]
+
+
+def write(folder: Path, relpath: str, data: bytes) -> SubmitObject:
+    path = folder / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return SubmitObject(relpath, path, len(data))
+
+
+async def fresh_target(server: EmulatorServer, job: str, root: Path) -> JetTarget:
+    client = JetClient(server.url, ADMIN_ID, SecretStr(ADMIN_SECRET), sleep=_no_wait)
+    return JetTarget(client, job, root, delivery_timeout_s=60.0)
+
+
+async def _no_wait(delay_s: float) -> None:
+    await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def target(emulator_job: JobSetup) -> AsyncIterator[JetTarget]:
+    server, job_id, src, _ = emulator_job
+    made = await fresh_target(server, job_id, src)
+    yield made
+    await made.aclose()
+
+
+async def finish(target: JetTarget, handle: str, objects: int) -> Progress:
+    async def done() -> Progress | None:
+        progress = await target.poll(handle, objects, 0.0)
+        return progress if progress.done else None
+
+    return await wait_for(done, timeout_s=15.0, interval_s=0.05)
+
+
+async def test_check_resolves_the_job_by_id_and_by_name(
+    emulator_job: JobSetup, target: JetTarget
+) -> None:
+    """check() is ready with the job id as ident, whether the folder names the id or the name."""
+    server, job_id, src, _ = emulator_job
+    assert isinstance(target, Target)
+    status = await target.check()
+    assert (status.ready, status.paused, status.problem, status.ident) == (True, False, "", job_id)
+    by_name = await fresh_target(server, "Manual Job", src)
+    try:
+        assert (await by_name.check()).ident == job_id
+    finally:
+        await by_name.aclose()
+
+
+async def test_batch_is_delivered_relative_to_the_profile_root(
+    emulator_job: JobSetup, target: JetTarget
+) -> None:
+    """A folder below the profile root keeps its prefix in relativePath; files arrive."""
+    _, _, src, dst = emulator_job
+    folder = src / "cams"
+    objects = [write(folder, "a.mov", b"A" * 300), write(folder, "deep/b.wav", b"B")]
+    handle = await target.submit(objects)
+    progress = await finish(target, handle, 2)
+    assert (progress.done, progress.failed, progress.transferred) == (True, False, 2)
+    assert progress.bytes_done == 301
+    assert (dst / "cams" / "a.mov").read_bytes() == b"A" * 300
+    assert (dst / "cams" / "deep" / "b.wav").read_bytes() == b"B"
+    again = await finish(target, await target.submit(objects), 2)
+    assert (again.failed, again.transferred, again.skipped) == (False, 0, 2)
+
+
+async def test_failed_objects_fail_the_batch_with_transfer_errors(
+    emulator_job: JobSetup, target: JetTarget, api: Api
+) -> None:
+    """fail_paths makes the delivery fail; the detail carries the transfer's error."""
+    server, _, src, _ = emulator_job
+    faults = {"fail_paths": ["*bad*"]}
+    async with api.session.post(f"{server.url}/_emulator/faults", json=faults) as response:
+        assert response.status == 200
+    objects = [write(src, "ok.mov", b"ok"), write(src, "bad.mov", b"no")]
+    progress = await finish(target, await target.submit(objects), 2)
+    assert (progress.done, progress.failed, progress.failed_count) == (True, True, 1)
+    assert "fail_paths matched" in progress.detail
+
+
+async def test_paused_job_reads_paused_and_refuses_batches(
+    emulator_job: JobSetup, target: JetTarget, api: Api
+) -> None:
+    """A paused job is not ready (paused, no problem) and a submit raises PausedError."""
+    _, job_id, src, _ = emulator_job
+    await api.ok("PATCH", f"/v1/jobs/{job_id}", {"paused": True})
+    status = await target.check()
+    assert (status.ready, status.paused, status.problem) == (False, True, "")
+    with pytest.raises(PausedError):
+        await target.submit([write(src, "x.mov", b"x")])
+    await api.ok("PATCH", f"/v1/jobs/{job_id}", {"paused": False})
+    assert (await target.check()).ready
+
+
+async def test_unknown_job_is_a_problem(emulator_job: JobSetup) -> None:
+    """A job reference matching nothing: check names the problem, submit is NotFoundError."""
+    server, _, src, _ = emulator_job
+    target = await fresh_target(server, "no such job", src)
+    try:
+        status = await target.check()
+        assert not status.ready
+        assert "no job with id or name" in status.problem
+        with pytest.raises(NotFoundError):
+            await target.submit([write(src, "x.mov", b"x")])
+    finally:
+        await target.aclose()
+
+
+async def test_find_submission_adopts_only_unknown_matching_deliveries(
+    emulator_job: JobSetup, target: JetTarget
+) -> None:
+    """In doubt: the job's delivery with exactly these objects is found unless already known."""
+    _, _, src, _ = emulator_job
+    objects = [write(src, "one.mov", b"1"), write(src, "two.mov", b"2")]
+    handle = await target.submit(objects)
+    assert await target.find_submission(objects, set()) == handle
+    assert await target.find_submission(objects, {handle}) is None
+    assert await target.find_submission(objects[:1], set()) is None
+
+
+async def test_file_outside_the_profile_root_is_a_config_error(
+    emulator_job: JobSetup, target: JetTarget, tmp_path: Path
+) -> None:
+    """A file that is not under the profile root cannot be named to Jet."""
+    outside = write(tmp_path / "elsewhere", "x.mov", b"x")
+    with pytest.raises(ConfigError):
+        await target.submit([outside])
+
+
+def test_relative_path_has_a_leading_slash(tmp_path: Path) -> None:
+    """relativePath is posix, relative to the profile root, with a leading '/'."""
+    assert relative_path(tmp_path, tmp_path / "a" / "b.mov") == "/a/b.mov"
+    assert relative_path(tmp_path / "x" / "..", tmp_path / "c.mov") == "/c.mov"
+
+
+def _delivery(
+    state: str | None, transferred: int = 0, skipped: int = 0, failed: int = 0
+) -> Delivery:
+    summary = JetProgress(
+        transferred=Counts(count=transferred, size_bytes=10 * transferred),
+        skipped=Counts(count=skipped),
+        failed=Counts(count=failed),
+    )
+    return Delivery(delivery_id="d", state=state, summary=summary)
+
+
+@pytest.mark.parametrize(
+    ("delivery", "age_s", "expected"),
+    [
+        (_delivery("COMPLETED", transferred=2, skipped=1), 0.0, (True, False)),
+        (_delivery("COMPLETED", transferred=2), 0.0, (True, True)),
+        (_delivery("COMPLETED", transferred=2, skipped=1, failed=1), 0.0, (True, True)),
+        (_delivery("FAILED"), 0.0, (True, True)),
+        (_delivery("IN_PROGRESS", transferred=1), 0.0, (False, False)),
+        (_delivery("SOMETHING_NEW"), 59.0, (False, False)),
+        (_delivery("SOMETHING_NEW"), 61.0, (True, True)),
+    ],
+)
+def test_judge_delivery(delivery: Delivery, age_s: float, expected: tuple[bool, bool]) -> None:
+    """Success needs transferred + skipped ≥ objects and no failure; unknown states wait."""
+    progress = judge_delivery(delivery, 3, age_s, 60.0)
+    assert (progress.done, progress.failed) == expected
+    assert progress.transferred == delivery.summary.transferred.count
