@@ -44,7 +44,6 @@ async def pipeline(ledger: SqliteLedger, n: int) -> dict[str, float]:
         new, took = await timed(lambda c=chunk: ledger.add_stable("bench", c, now))
         ids += new
         spent["add_stable"] += took
-    spent["pending_stable"] = (await timed(lambda: ledger.pending_stable("bench")))[1]
     spent["stable_queue"] = (await timed(lambda: ledger.stable_queue("bench", QUEUE_LIMIT)))[1]
     for start in range(0, len(ids), BATCH_FILES):
         chunk = ids[start : start + BATCH_FILES]
@@ -107,7 +106,6 @@ async def run(ctx: Context) -> Result:
     )
     for step in steps:
         result.add(f"{step} files/s", n / spent[step], "/s", better="higher")
-    result.add(f"pending_stable with {n:,} STABLE rows", spent["pending_stable"] * 1000, "ms")
     result.add(
         f"stable_queue(limit {QUEUE_LIMIT:,}) with {n:,} STABLE rows",
         spent["stable_queue"] * 1000,

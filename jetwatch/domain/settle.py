@@ -135,10 +135,6 @@ class Settler:
     def __len__(self) -> int:
         return len(self._pending) + len(self._ready)
 
-    def pending_paths(self) -> list[str]:
-        """Paths still waiting for a decision (not those ready and not yet taken)."""
-        return list(self._pending)
-
     def due(self, now: float) -> list[str]:
         """Pending paths whose settle time has passed: a re-stat now can make them ready."""
         due: list[str] = []

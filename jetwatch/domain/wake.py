@@ -20,7 +20,6 @@ class Stage(StrEnum):
     DELIVER = "deliver"  # new OPEN batches, a hold to look at, a path freed
     TRACK = "track"  # a batch was just submitted
     ACTIONS = "actions"  # files became TRANSFERRED or FAILED
-    TARGETS = "targets"  # a submission was refused: check the target again
 
 
 async def sleep_or_wake(event: asyncio.Event, timeout_s: float) -> bool:

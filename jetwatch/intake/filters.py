@@ -118,10 +118,6 @@ class PathFilter:
             self._include_all or _hit(self._include_name, name) or _hit(self._include_path, relpath)
         )
 
-    def is_marker(self, relpath: str) -> bool:
-        """True when ``relpath`` names a ready marker (a signal, never a delivery)."""
-        return bool(self.ready_marker) and relpath.endswith(self.ready_marker)
-
     def dir_excluded(self, reldir: str) -> bool:
         """True when the directory itself matches an exclude; its ancestors are not checked.
 

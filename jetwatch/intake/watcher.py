@@ -151,8 +151,6 @@ class FolderWatch:
             self._set_state(WatchMode.DOWN, down.reason)
             return None
 
-    scan_once = run_once
-
     # -- session: one stretch of watching between outages ---------------------------------
 
     async def _session(self) -> None:

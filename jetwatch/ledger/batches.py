@@ -50,25 +50,14 @@ class BatchRecords:
     def __init__(self, db: Db) -> None:
         self._db = db
 
-    def pending_stable(self, folder: str, limit: int | None = None) -> list[FileRow]:
-        """STABLE rows by stable_at, except paths with an older version still in flight.
-
-        In flight means BATCHED, SUBMITTED or TRANSFERRED (its post-action may still act on
-        the path): a changed file is sent after the first delivery finishes, never beside it.
-        Of two STABLE versions of a path only the newest is offered.
-        """
-        with self._db.read() as conn:
-            cursor = conn.execute(
-                f"SELECT {FILE_COLUMNS} {_SENDABLE}",
-                (folder, -1 if limit is None else limit),
-            )
-            return [file_row(r) for r in cursor]
-
     def stable_queue(self, folder: str, limit: int) -> list[Queued]:
-        """What ``pending_stable`` offers, first ``limit`` only, as (id, size, stable_at).
+        """The oldest ``limit`` STABLE files that may be sent, as (id, size, stable_at).
 
-        All that forming batches needs: a round takes the oldest ``limit`` files instead of
-        building a full row for every waiting file (a burst leaves 100,000 of them).
+        Paths with an older version still in flight are left out (BATCHED, SUBMITTED or
+        TRANSFERRED: its post-action may still act on the path), so a changed file is sent
+        after the first delivery finishes, never beside it; of two STABLE versions of a
+        path only the newest is offered. All that forming batches needs: a round reads a
+        window instead of a full row for every waiting file (a burst leaves 100,000).
         """
         with self._db.read() as conn:
             cursor = conn.execute(f"SELECT f.id, f.size, f.stable_at {_SENDABLE}", (folder, limit))

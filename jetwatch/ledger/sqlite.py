@@ -101,9 +101,6 @@ class SqliteLedger:
 
     # batching
 
-    async def pending_stable(self, folder: str, limit: int | None = None) -> list[FileRow]:
-        return await self._db.call(self._batches.pending_stable, folder, limit)
-
     async def stable_queue(self, folder: str, limit: int) -> list[Queued]:
         return await self._db.call(self._batches.stable_queue, folder, limit)
 

@@ -28,6 +28,7 @@ from jetwatch.errors import (
     RejectedError,
     TransportError,
 )
+from jetwatch.targets.im import judge_run
 from tests.fixtures.aioresponses_compat import CompatAioresponses
 from tests.fixtures.im_helpers import IM_PASSWORD, IM_USER, ImApi, InstantSleep
 
@@ -128,7 +129,7 @@ async def test_wrong_password_is_an_auth_error_without_the_password(
     """Refused credentials raise AuthError naming the user, never the password."""
     async with make_client(im_server, password="hunter2-wrong") as client:
         with pytest.raises(AuthError) as caught:
-            await client.list_job_configs()
+            await client.get_job_config("1")
     assert IM_USER in str(caught.value)
     assert "hunter2-wrong" not in str(caught.value)
     assert "hunter2-wrong" not in caught.value.body
@@ -147,9 +148,6 @@ async def test_runs_are_created_read_and_listed_in_pages(
     listed = await im_client.list_job_runs(config_id)
     assert [r.id for r in listed] == [r.id for r in reversed(runs)]
     assert len(await im_client.list_job_runs(config_id, limit=1)) == 1
-    assert [c.id for c in await im_client.list_job_configs()] == [config_id]
-    created = await im_client.create_job_config("made by client", active=False)
-    assert not created.active
 
 
 async def test_inactive_config_is_a_paused_error(
@@ -171,12 +169,13 @@ async def test_unknown_ids_are_not_found(im_client: IntegrationManagerClient) ->
 
 async def test_429_is_retried_after_retry_after(im_api: ImApi, im_server: ImEmulatorServer) -> None:
     """429 with Retry-After: 1 waits exactly that long between attempts, then gives up."""
+    config_id = await im_api.config()
     sleeps = InstantSleep()
     async with make_client(im_server, sleep=sleeps) as client:
-        await client.list_job_configs()
+        await client.get_job_config(config_id)
         await im_api.admin("POST", "faults", {"status_rates": {"429": 1}})
         with pytest.raises(TransportError) as caught:
-            await client.list_job_configs()
+            await client.get_job_config(config_id)
     assert sleeps.delays == [1.0, 1.0, 1.0]
     assert (caught.value.status, caught.value.retry_after_s) == (429, 1.0)
 
@@ -188,7 +187,7 @@ async def test_get_5xx_is_retried_but_post_5xx_is_outcome_unknown(
     config_id = await im_api.config()
     sleeps = InstantSleep()
     async with make_client(im_server, sleep=sleeps) as client:
-        await client.list_job_configs()
+        await client.get_job_config(config_id)
         await im_api.admin("POST", "faults", {"status_rates": {"500": 1}})
         with pytest.raises(TransportError):
             await client.get_job_config(config_id)
@@ -205,7 +204,7 @@ async def test_503_with_retry_after_retries_the_post(
     config_id = await im_api.config()
     sleeps = InstantSleep()
     async with make_client(im_server, sleep=sleeps) as client:
-        await client.list_job_configs()
+        await client.get_job_config(config_id)
         await im_api.admin("POST", "faults", {"status_rates": {"503": 1}})
         with pytest.raises(TransportError):
             await client.run_job_config(config_id, {})
@@ -219,7 +218,7 @@ async def test_post_dropped_after_processing_is_outcome_unknown(
     """A connection lost after the run was created: OutcomeUnknownError, the run exists."""
     config_id = await im_api.config()
     async with make_client(im_server) as client:
-        await client.list_job_configs()
+        await client.get_job_config(config_id)
         await im_api.admin("POST", "faults", {"drop_rate": 1.0, "drop_phase": "after"})
         with pytest.raises(OutcomeUnknownError):
             await client.run_job_config(config_id, {"B": "2"})
@@ -235,7 +234,7 @@ async def test_unreachable_server_is_a_transport_error() -> None:
     )
     async with client:
         with pytest.raises(TransportError):
-            await client.list_job_configs()
+            await client.get_job_config("1")
     assert len(sleeps.delays) == 2
 
 
@@ -364,5 +363,5 @@ def test_run_model_is_lenient() -> None:
         }
     )
     assert (run.id, run.variables, run.error_message) == ("7", {"A": "1", "B": ""}, "disk full")
-    assert not run.is_terminal
-    assert JobRun.model_validate({"id": "x", "status": "CANCELLED"}).is_terminal
+    assert not judge_run(run, 1, 0.0, 60.0).done
+    assert judge_run(JobRun.model_validate({"id": "x", "status": "CANCELLED"}), 1, 0.0, 60.0).done

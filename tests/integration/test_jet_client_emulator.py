@@ -21,6 +21,7 @@ from jetwatch.errors import (
     OutcomeUnknownError,
     PausedError,
 )
+from jetwatch.targets.jet import judge_delivery
 from tests.fixtures.emulator import (
     ADMIN_ID,
     ADMIN_SECRET,
@@ -28,6 +29,7 @@ from tests.fixtures.emulator import (
     VIEWER_SECRET,
     EmulatorFactory,
     make_manual_job,
+    set_paused,
     wait_for,
 )
 
@@ -79,7 +81,7 @@ async def follow(
 
     async def finished() -> Delivery | None:
         delivery = await client.get_delivery(job_id, delivery_id)
-        return delivery if delivery.is_terminal else None
+        return delivery if judge_delivery(delivery, 1, 0.0, timeout_s).done else None
 
     return await wait_for(finished, timeout_s=timeout_s, interval_s=0.05)
 
@@ -107,12 +109,8 @@ async def test_login_and_read_jobs_endpoints_profiles(
     assert not job.paused
     assert job.source_profile_id is not None
     assert len(await jet.list_endpoints()) >= 1
-    profile = await jet.get_storage_profile(job.source_profile_id)
-    assert profile.url == src.resolve().as_uri()
-    assert {p.storage_profile_id for p in await jet.list_storage_profiles()} >= {
-        job.source_profile_id,
-        job.destination_profile_id,
-    }
+    profiles = {p.storage_profile_id: p for p in await jet.list_storage_profiles()}
+    assert profiles[job.source_profile_id].url == src.resolve().as_uri()
 
 
 async def test_delivery_created_and_followed_to_completed(
@@ -137,13 +135,15 @@ async def test_delivery_created_and_followed_to_completed(
 
 async def test_paused_job_refuses_deliveries(emulator_job: JobSetup, jet: JetClient) -> None:
     """A paused job answers 400, which the client reports as PausedError."""
-    _, job_id, src, _ = emulator_job
+    server, job_id, src, _ = emulator_job
     (src / "a.txt").write_text("a")
     objects = [DeliveryObject(relative_path="/a.txt")]
-    assert (await jet.set_job_paused(job_id, True)).paused
+    await set_paused(server, job_id, True)
+    assert (await jet.get_job(job_id)).paused
     with pytest.raises(PausedError):
         await jet.create_delivery(job_id, objects)
-    assert not (await jet.set_job_paused(job_id, False)).paused
+    await set_paused(server, job_id, False)
+    assert not (await jet.get_job(job_id)).paused
     created = await jet.create_delivery(job_id, objects)
     assert (await follow(jet, job_id, created.delivery_id)).state is DeliveryState.COMPLETED
 

@@ -73,26 +73,24 @@ def test_user_excludes_add_to_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    ("relpath", "is_marker", "accepted"),
+    ("relpath", "accepted"),
     [
-        ("clip.mov", False, True),
-        ("clip.mov.ready", True, False),
-        ("drop/clip.mov.ready", True, False),
-        ("drop/.ready", True, False),  # folder marker
-        ("ready", False, True),
+        ("clip.mov", True),
+        ("clip.mov.ready", False),
+        ("drop/clip.mov.ready", False),
+        ("drop/.ready", False),  # folder marker
+        ("ready", True),
     ],
 )
-def test_ready_markers_are_never_candidates(relpath: str, is_marker: bool, accepted: bool) -> None:
+def test_ready_markers_are_never_candidates(relpath: str, accepted: bool) -> None:
     """A ready marker is a signal, not a delivery."""
     path_filter = PathFilter(ready_marker=".ready")
-    assert path_filter.is_marker(relpath) is is_marker
     assert path_filter(relpath) is accepted
 
 
 def test_markers_accepted_when_not_configured() -> None:
     """Without ready_marker, a ".ready" suffix is an ordinary name."""
     path_filter = PathFilter()
-    assert not path_filter.is_marker("clip.mov.ready")
     assert path_filter("clip.mov.ready")
 
 

@@ -29,6 +29,7 @@ from jetwatch.errors import (
     TransportError,
 )
 from jetwatch.metrics import REGISTRY
+from jetwatch.targets.jet import judge_delivery
 from tests.fixtures.aioresponses_compat import CompatAioresponses, callback_result
 
 BASE = "https://jet.test"
@@ -507,7 +508,7 @@ async def test_unknown_states_and_fields_survive(
     delivery = await client.get_delivery("job-1", "del-1")
     transfer = await client.get_transfer("job-1", "t-1")
     assert delivery.state == "VERIFYING"
-    assert not delivery.is_terminal
+    assert not judge_delivery(delivery, 1, 0.0, 60.0).done
     assert transfer.state == "THROTTLED"
 
 
@@ -517,7 +518,7 @@ async def test_known_delivery_state(mock_api: CompatAioresponses, client: JetCli
     mock_api.get(f"{DELIVERIES_URL}/del-1", payload={"deliveryId": "del-1", "state": "COMPLETED"})
     delivery = await client.get_delivery("job-1", "del-1")
     assert delivery.state is DeliveryState.COMPLETED
-    assert delivery.is_terminal
+    assert judge_delivery(delivery, 1, 0.0, 60.0).done
 
 
 # ----- lists -----------------------------------------------------------------------------
@@ -592,32 +593,16 @@ async def test_list_paging_has_a_safety_bound(
 
 
 async def test_endpoints_and_profiles(mock_api: CompatAioresponses, client: JetClient) -> None:
-    """Endpoints and storage profiles list; a single profile falls back to the list on 405."""
+    """Endpoints and storage profiles list."""
     add_token(mock_api)
     profiles = [
         {"storageProfileId": "sp-1", "name": "src", "url": "file:///a", "endpointId": "e"},
         {"storageProfileId": "sp-2", "name": "dst", "url": "file:///b", "endpointId": "e"},
     ]
     mock_api.get(f"{BASE}/v1/endpoints", payload={"items": [{"endpointId": "e", "name": "n"}]})
-    mock_api.get(f"{BASE}/v1/storageProfiles/sp-2", status=405)
-    mock_api.get(f"{BASE}/v1/storageProfiles", payload={"items": profiles}, repeat=True)
-    mock_api.get(f"{BASE}/v1/storageProfiles/sp-9", status=404)
+    mock_api.get(f"{BASE}/v1/storageProfiles", payload={"items": profiles})
     assert [endpoint.endpoint_id for endpoint in await client.list_endpoints()] == ["e"]
-    assert (await client.get_storage_profile("sp-2")).url == "file:///b"
-    with pytest.raises(NotFoundError):
-        await client.get_storage_profile("sp-9")
-
-
-async def test_set_job_paused(mock_api: CompatAioresponses, client: JetClient) -> None:
-    """PATCH sends the paused flag; an empty answer is followed by a GET of the job."""
-    add_token(mock_api)
-    mock_api.patch(JOB_URL, payload={**JOB, "paused": True})
-    mock_api.patch(JOB_URL, status=204, body="")
-    mock_api.get(JOB_URL, payload=JOB)
-    assert (await client.set_job_paused("job-1", True)).paused is True
-    assert (await client.set_job_paused("job-1", False)).paused is False
-    bodies = [call.kwargs["json"] for call in sent(mock_api, "PATCH", JOB_URL)]
-    assert bodies == [{"paused": True}, {"paused": False}]
+    assert [p.url for p in await client.list_storage_profiles()] == ["file:///a", "file:///b"]
 
 
 async def test_ids_are_percent_encoded_in_paths(

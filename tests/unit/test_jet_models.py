@@ -19,6 +19,7 @@ from jetwatch.apis.jet.models import (
 from jetwatch.apis.pages import parse_page
 from jetwatch.apis.token import Token
 from jetwatch.errors import ProtocolError
+from jetwatch.targets.jet import judge_delivery
 
 SOURCE = {"storageProfileId": "src-1"}
 DESTINATION = {"storageProfileId": "dst-1"}
@@ -107,14 +108,13 @@ def test_job_names_profiles_status_and_unknown_fields() -> None:
     assert job.name == "From a doc copy"
     assert job.status is JobStatus.IN_PROGRESS
     assert job.error_code == "RETRYING_TRANSFER"
-    assert (job.source_profile_id, job.destination_profile_id) == ("src-1", "dst-1")
+    assert job.source_profile_id == "src-1"
 
 
 def test_job_without_actions_has_no_profiles_and_keeps_an_unknown_status() -> None:
     """A bare job parses; an unknown status stays a plain string."""
     job = Job.model_validate({"jobId": "j", "status": "MIGRATING"})
     assert job.source_profile_id is None
-    assert job.destination_profile_id is None
     assert job.status == "MIGRATING"
     assert not isinstance(job.status, JobStatus)
 
@@ -145,7 +145,7 @@ def test_delivery_from_the_seed_document() -> None:
     """The documented GET answer parses into state, counts, timestamps and transfer ids."""
     delivery = Delivery.model_validate(SEED_DELIVERY)
     assert delivery.state is DeliveryState.IN_PROGRESS
-    assert not delivery.is_terminal
+    assert not judge_delivery(delivery, 1, 0.0, 60.0).done
     assert delivery.summary.transferred.count == 12
     assert delivery.summary.transferred.size_bytes == 69291341
     assert delivery.summary.skipped.count == 1
@@ -161,7 +161,7 @@ def test_delivery_from_the_seed_document() -> None:
 def test_delivery_terminal_states(state: str, terminal: bool) -> None:
     """COMPLETED and FAILED are terminal and compare equal to the enum constants."""
     delivery = Delivery.model_validate({**SEED_DELIVERY, "state": state})
-    assert delivery.is_terminal is terminal
+    assert judge_delivery(delivery, 1, 0.0, 60.0).done is terminal
     assert delivery.state == DeliveryState(state)
 
 
@@ -169,7 +169,7 @@ def test_delivery_unknown_state_is_kept_and_not_terminal() -> None:
     """An undocumented state survives parsing as a string and never ends tracking."""
     delivery = Delivery.model_validate({**SEED_DELIVERY, "state": "ARCHIVING", "x": [1]})
     assert delivery.state == "ARCHIVING"
-    assert not delivery.is_terminal
+    assert not judge_delivery(delivery, 1, 0.0, 60.0).done
 
 
 def test_delivery_post_answer_without_state() -> None:

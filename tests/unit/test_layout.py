@@ -1,4 +1,4 @@
-"""The house rules of the layout: small modules, few at the top, no import cycle, kinds in one place."""
+"""The layout's house rules: small modules, few at the top, no import cycle, kinds in one place."""
 
 from __future__ import annotations
 

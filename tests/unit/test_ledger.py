@@ -28,7 +28,7 @@ from jetwatch.errors import LedgerCorruptError, LedgerError, LedgerUnavailableEr
 from jetwatch.ledger.migrations import SCHEMA_VERSION
 from jetwatch.ledger.sqlite import SqliteLedger
 from jetwatch.metrics import LEDGER_ERRORS
-from tests.fixtures.ledger import T0, delivered, make_keys, submitted_batch
+from tests.fixtures.ledger import T0, delivered, make_keys, stable_rows, submitted_batch
 
 FOLDER = "cams"
 
@@ -89,7 +89,7 @@ async def test_add_stable_returns_only_new_ids(ledger: SqliteLedger) -> None:
     keys = make_keys(6)
     await ledger.add_stable(FOLDER, keys[:3], T0)
     new = await ledger.add_stable(FOLDER, keys, T0 + 1)
-    rows = {r.id: r for r in await ledger.pending_stable(FOLDER)}
+    rows = {r.id: r for r in stable_rows(ledger, FOLDER)}
     assert [rows[i].relpath for i in new] == [k.relpath for k in keys[3:]]
     assert all(rows[i].stable_at == T0 + 1 for i in new)
     assert len(rows) == 6
@@ -128,7 +128,7 @@ async def test_gone_file_back_unchanged_is_revived(ledger: SqliteLedger) -> None
     await ledger.create_batch(FOLDER, ids, T0)
     await ledger.mark_gone([ids[0]], T0 + 1)
     assert await ledger.add_stable(FOLDER, keys, T0 + 2) == [ids[0]]
-    revived = await ledger.pending_stable(FOLDER)
+    revived = stable_rows(ledger, FOLDER)
     assert [(r.id, r.state, r.batch_id) for r in revived] == [(ids[0], FileState.STABLE, None)]
 
 
@@ -139,14 +139,14 @@ async def test_is_known_is_exact(ledger: SqliteLedger) -> None:
     assert await ledger.is_known(FOLDER, key)
     assert not await ledger.is_known(FOLDER, FileKey("a.mov", 11, 20, 2**63 + 5))
     assert not await ledger.is_known("other", key)
-    assert (await ledger.pending_stable(FOLDER))[0].inode == 2**63 + 5
+    assert stable_rows(ledger, FOLDER)[0].inode == 2**63 + 5
 
 
 async def test_new_version_supersedes_an_unsent_stable_one(ledger: SqliteLedger) -> None:
     """A second STABLE version of a path makes the first GONE: both would send the same bytes."""
     (old,) = await ledger.add_stable(FOLDER, [FileKey("a.mov", 1, 1, 1)], T0)
     (new,) = await ledger.add_stable(FOLDER, [FileKey("a.mov", 2, 2, 1)], T0 + 1)
-    assert [r.id for r in await ledger.pending_stable(FOLDER)] == [new]
+    assert [q.file_id for q in await ledger.stable_queue(FOLDER, 10)] == [new]
     assert await states(ledger) == {"STABLE": 1, "GONE": 1}
     assert old != new
 
@@ -177,13 +177,13 @@ async def test_batch_left_without_files_fails(ledger: SqliteLedger) -> None:
 # batching
 
 
-async def test_pending_stable_orders_by_stable_at_and_limits(ledger: SqliteLedger) -> None:
+async def test_stable_queue_orders_by_stable_at_and_limits(ledger: SqliteLedger) -> None:
     """Oldest stable first, then id; limit caps the result; other folders are not mixed in."""
     late = await ledger.add_stable(FOLDER, make_keys(2, "late"), T0 + 5)
     early = await ledger.add_stable(FOLDER, make_keys(2, "early"), T0)
     await ledger.add_stable("other", make_keys(2), T0)
-    assert [r.id for r in await ledger.pending_stable(FOLDER)] == early + late
-    assert [r.id for r in await ledger.pending_stable(FOLDER, limit=3)] == [*early, late[0]]
+    assert [q.file_id for q in await ledger.stable_queue(FOLDER, 10)] == early + late
+    assert [q.file_id for q in await ledger.stable_queue(FOLDER, 3)] == [*early, late[0]]
 
 
 async def test_second_version_waits_until_first_is_done(ledger: SqliteLedger) -> None:
@@ -192,13 +192,13 @@ async def test_second_version_waits_until_first_is_done(ledger: SqliteLedger) ->
         ledger, FOLDER, [FileKey("a.mov", 1, 1, 1)], T0, "d1"
     )
     (second,) = await ledger.add_stable(FOLDER, [FileKey("a.mov", 2, 2, 1)], T0 + 1)
-    assert await ledger.pending_stable(FOLDER) == []
+    assert await ledger.stable_queue(FOLDER, 10) == []
     with pytest.raises(InvalidTransitionError, match="still in flight"):
         await ledger.create_batch(FOLDER, [second], T0 + 1)
     await ledger.complete_batch(batch_id, T0 + 2)
-    assert await ledger.pending_stable(FOLDER) == []  # TRANSFERRED: its post-action is pending
+    assert await ledger.stable_queue(FOLDER, 10) == []  # TRANSFERRED: its post-action is pending
     await ledger.mark_done([first], T0 + 3)
-    assert [r.id for r in await ledger.pending_stable(FOLDER)] == [second]
+    assert [q.file_id for q in await ledger.stable_queue(FOLDER, 10)] == [second]
     assert await ledger.create_batch(FOLDER, [second], T0 + 4) > batch_id
 
 
@@ -338,7 +338,7 @@ async def test_create_batch_refuses_two_versions_of_a_path(ledger: SqliteLedger)
     raw.execute("UPDATE files SET state = 'STABLE' WHERE id = ?", (old,))
     raw.commit()
     raw.close()
-    assert [r.id for r in await ledger.pending_stable(FOLDER)] == [new]
+    assert [q.file_id for q in await ledger.stable_queue(FOLDER, 10)] == [new]
     with pytest.raises(InvalidTransitionError, match="one version of a path"):
         await ledger.create_batch(FOLDER, [old, new], T0)
     assert await states(ledger) == {"STABLE": 2}
@@ -531,7 +531,7 @@ async def test_requeue_failed_sends_again_unless_superseded(ledger: SqliteLedger
     (newer,) = await ledger.add_stable(FOLDER, [FileKey(make_keys(2)[1].relpath, 1, 1, 1)], T0)
     assert await ledger.requeue_failed(T0 + 5, "other") == 0
     assert await ledger.requeue_failed(T0 + 5) == 1
-    pending = await ledger.pending_stable(FOLDER)
+    pending = stable_rows(ledger, FOLDER)
     assert [(r.id, r.attempts, r.error, r.batch_id) for r in pending] == [
         (newer, 0, None, None),
         (ids[0], 0, None, None),
@@ -631,7 +631,7 @@ async def test_prune_deletes_only_old_finished_rows_whose_file_is_gone(
     )  # fmt: skip
     assert not await ledger.is_known(FOLDER, make_keys(2, "moved")[0])
     assert await ledger.is_known(FOLDER, make_keys(1, "still-here")[0])
-    assert stable[0] in [r.id for r in await ledger.pending_stable(FOLDER)]
+    assert stable[0] in [q.file_id for q in await ledger.stable_queue(FOLDER, 10)]
     # The moved files' batch has no file left and is old: it goes too; the others stay.
     with pytest.raises(KeyError):
         await ledger.batch(moved_batch)
@@ -850,7 +850,7 @@ async def test_disk_full_keeps_previous_state_and_recovers(ledger: SqliteLedger)
         await ledger.add_stable(FOLDER, big, T0)
     assert LEDGER_ERRORS._value.get() == errors_before + 1
     assert await states(ledger) == {"STABLE": 10}
-    assert (await ledger.pending_stable(FOLDER, limit=1))[0].relpath == "clip/000.mxf"
+    assert stable_rows(ledger, FOLDER)[0].relpath == "clip/000.mxf"
     conn.execute("PRAGMA max_page_count = 1073741823")
     assert len(await ledger.add_stable(FOLDER, big, T0)) == 5_000
     assert await states(ledger) == {"STABLE": 5_010}

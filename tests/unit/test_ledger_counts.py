@@ -15,7 +15,7 @@ from jetwatch.domain.store import key_fingerprint
 from jetwatch.ledger.db import APPLICATION_ID
 from jetwatch.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from jetwatch.ledger.sqlite import SqliteLedger
-from tests.fixtures.ledger import T0, delivered, make_keys, submitted_batch
+from tests.fixtures.ledger import T0, delivered, make_keys, stable_rows, submitted_batch
 
 FOLDER = "cams"
 
@@ -151,8 +151,8 @@ async def test_migration_from_v1_backfills_counts(tmp_path: Path) -> None:
         }
 
 
-async def test_stable_queue_is_pending_stable_slimmed_and_capped(ledger: SqliteLedger) -> None:
-    """stable_queue offers the files pending_stable offers, in its order, up to the limit."""
+async def test_stable_queue_offers_what_may_be_sent_and_is_capped(ledger: SqliteLedger) -> None:
+    """stable_queue offers the STABLE files no other version holds back, in order, capped."""
     late = await ledger.add_stable(FOLDER, make_keys(3, "late", size=7), T0 + 5)
     early = await ledger.add_stable(FOLDER, make_keys(2, "early", size=9), T0)
     _, (in_flight,) = await submitted_batch(
@@ -160,7 +160,8 @@ async def test_stable_queue_is_pending_stable_slimmed_and_capped(ledger: SqliteL
     )
     await ledger.add_stable(FOLDER, [FileKey("busy.mov", 2, 2, 1)], T0)  # waits for the first
     await ledger.add_stable("other", make_keys(2), T0)
-    expected = [Queued(r.id, r.size, r.stable_at) for r in await ledger.pending_stable(FOLDER)]
+    offered = [r for r in stable_rows(ledger, FOLDER) if r.relpath != "busy.mov"]
+    expected = [Queued(r.id, r.size, r.stable_at) for r in offered]
     assert [q.file_id for q in expected] == early + late
     assert await ledger.stable_queue(FOLDER, 100) == expected
     assert await ledger.stable_queue(FOLDER, 3) == expected[:3]

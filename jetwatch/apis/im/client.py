@@ -19,7 +19,6 @@ log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
-CONFIGS_ROUTE = "/api/jobconfigs"
 CONFIG_ROUTE = "/api/jobconfigs/{id}"
 RUNS_ROUTE = "/api/jobconfigs/{id}/jobs"
 RUN_ROUTE = "/api/jobs/{id}"
@@ -51,23 +50,9 @@ class IntegrationManagerClient(ApiClient):
         base, user = str(self._transport.base), self._transport.username
         return f"IntegrationManagerClient(base_url={base!r}, username={user!r})"
 
-    async def list_job_configs(self) -> list[JobConfig]:
-        """Every job config the user can see."""
-        call = Call("GET", CONFIGS_ROUTE, self._transport.url("api", "jobconfigs"))
-        return [_parse(JobConfig, item) for item in list_items(await self._transport.json(call))]
-
     async def get_job_config(self, config_id: str) -> JobConfig:
         """One job config, including its ``active`` flag."""
         call = Call("GET", CONFIG_ROUTE, self._transport.url("api", "jobconfigs", config_id))
-        return _parse(JobConfig, await self._transport.json(call))
-
-    async def create_job_config(
-        self, name: str, *, active: bool = True, description: str = ""
-    ) -> JobConfig:
-        """Seed 003 step 2, for set-ups and demos; sent at most once like every POST."""
-        body = {"active": active, "name": name, "description": description}
-        url = self._transport.url("api", "jobconfigs")
-        call = Call("POST", CONFIGS_ROUTE, url, body=body, idempotent=False)
         return _parse(JobConfig, await self._transport.json(call))
 
     async def run_job_config(

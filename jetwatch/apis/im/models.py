@@ -21,7 +21,6 @@ class RunStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
-TERMINAL_RUN_STATUSES = frozenset({RunStatus.FINISHED, RunStatus.FAILED, RunStatus.CANCELLED})
 BEARER_SCHEME = "bearer"
 LIST_KEYS = ("items", "content", "data", "jobs", "jobconfigs", "results")
 
@@ -96,11 +95,6 @@ class JobRun(ImModel):
         if isinstance(value, dict):  # {"message": ...} objects
             return value.get("message") or value.get("reason")
         return value
-
-    @property
-    def is_terminal(self) -> bool:
-        """FINISHED, FAILED or CANCELLED; unknown statuses are not terminal."""
-        return self.status in TERMINAL_RUN_STATUSES
 
 
 def list_items(body: Any) -> list[Any]:

@@ -9,7 +9,7 @@ import structlog
 from pydantic import BaseModel, SecretStr, ValidationError
 from yarl import URL
 
-from jetwatch.apis.exchange import ApiClient, Call, ClientOptions, client_parts, decode_json
+from jetwatch.apis.exchange import ApiClient, Call, ClientOptions, client_parts
 from jetwatch.apis.jet.models import (
     Delivery,
     DeliveryObject,
@@ -22,7 +22,6 @@ from jetwatch.apis.jet.transport import Transport
 from jetwatch.apis.pages import parse_page
 from jetwatch.errors import (
     ApiError,
-    NotFoundError,
     PausedError,
     ProtocolError,
     RejectedError,
@@ -71,16 +70,6 @@ class JetClient(ApiClient):
         call = Call("GET", "/v1/jobs/{jobId}", self._transport.url("v1", "jobs", job_id))
         return _parse(Job, await self._transport.json(call))
 
-    async def set_job_paused(self, job_id: str, paused: bool) -> Job:
-        """Pause or resume a job; returns the job as the API then shows it."""
-        url = self._transport.url("v1", "jobs", job_id)
-        reply = await self._transport.perform(
-            Call("PATCH", "/v1/jobs/{jobId}", url, body={"paused": paused})
-        )
-        if not reply.body.strip():  # some APIs answer 204: read the job back
-            return await self.get_job(job_id)
-        return _parse(Job, decode_json(reply, "/v1/jobs/{jobId}"))
-
     async def list_endpoints(self) -> list[Endpoint]:
         """Every endpoint of the account."""
         return await self._list("/v1/endpoints", self._transport.url("v1", "endpoints"), Endpoint)
@@ -89,22 +78,6 @@ class JetClient(ApiClient):
         """Every storage profile of the account."""
         url = self._transport.url("v1", "storageProfiles")
         return await self._list("/v1/storageProfiles", url, StorageProfile)
-
-    async def get_storage_profile(self, profile_id: str) -> StorageProfile:
-        """One storage profile; falls back to the list when the API has no single-item GET."""
-        route = "/v1/storageProfiles/{storageProfileId}"
-        call = Call("GET", route, self._transport.url("v1", "storageProfiles", profile_id))
-        try:
-            return _parse(StorageProfile, await self._transport.json(call))
-        except RejectedError as exc:
-            if exc.status not in (404, 405):
-                raise
-            for profile in await self.list_storage_profiles():
-                if profile.storage_profile_id == profile_id:
-                    return profile
-            raise NotFoundError(
-                f"storage profile {profile_id} not found", status=404, body=exc.body
-            ) from exc
 
     async def create_delivery(self, job_id: str, objects: Sequence[DeliveryObject]) -> Delivery:
         """Start a delivery of ``objects`` on a manual job; sent at most once (see decide_retry).

@@ -30,9 +30,6 @@ class DeliveryState(StrEnum):
     FAILED = "FAILED"
 
 
-TERMINAL_DELIVERY_STATES = frozenset({DeliveryState.COMPLETED, DeliveryState.FAILED})
-
-
 class TransferState(StrEnum):
     """Transfer states from the docs; others are kept as plain strings."""
 
@@ -205,12 +202,6 @@ class Job(WireModel):
         source = self.actions[0].data.source if self.actions else None
         return source.storage_profile_id if source else None
 
-    @property
-    def destination_profile_id(self) -> str | None:
-        """Destination storage profile of the first action, if any."""
-        destination = self.actions[0].data.destination if self.actions else None
-        return destination.storage_profile_id if destination else None
-
 
 class DeliveryObject(WireModel):
     """A file or folder in a delivery, relative to the source profile root (starts with /)."""
@@ -276,11 +267,6 @@ class Delivery(WireModel):
     def transfer_ids(self) -> list[str]:
         """Ids of the delivery's transfers, in the order the API lists them."""
         return [ref.transfer_id for ref in self.transfers]
-
-    @property
-    def is_terminal(self) -> bool:
-        """COMPLETED or FAILED; unknown states are not terminal."""
-        return self.state in TERMINAL_DELIVERY_STATES
 
 
 class TransferError(WireModel):
