@@ -7,10 +7,18 @@ its own timer, so a lost wake-up costs latency, never data (litestream's rule).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
 
+import structlog
+
+from jetwatch.domain.clock import Clock
 from jetwatch.domain.states import FileKey
+from jetwatch.errors import LedgerUnavailableError
+
+log = structlog.get_logger(__name__)
+
+LEDGER_RETRY_S = 2.0  # a stage whose ledger cannot be used tries again this soon
 
 
 class Stage(StrEnum):
@@ -67,3 +75,33 @@ class Wakeups:
     def take_gone(self, folder: str) -> list[FileKey]:
         """The keys found gone in ``folder`` since the last call."""
         return self._gone.pop(folder, [])
+
+
+async def run_stage(
+    wakeups: Wakeups,
+    stage: Stage,
+    step: Callable[[], Awaitable[float | None]],
+    *,
+    clock: Clock,
+    idle_s: float,
+    min_s: float = 0.0,
+    cap: bool = True,
+    until: Callable[[], bool] = lambda: False,
+) -> None:
+    """The loop of every stage: ``step`` says when it wants to run again (wall time, None:
+    no wish); it runs then, when woken, and (``cap``) at least every ``idle_s``.
+
+    A ledger that cannot be used (disk full, locked) is logged and tried again after
+    LEDGER_RETRY_S; ``until`` ends the loop after a step (graceful shutdown).
+    """
+    while not until():
+        wakeups.clear(stage)
+        try:
+            next_at = await step()
+        except LedgerUnavailableError as exc:
+            log.error("ledger_unavailable", stage=stage.value, error=str(exc))
+            next_at = clock.wall() + LEDGER_RETRY_S
+        if until():
+            return
+        delay_s = idle_s if next_at is None else max(min_s, next_at - clock.wall())
+        await wakeups.sleep(stage, min(delay_s, idle_s) if cap else delay_s)

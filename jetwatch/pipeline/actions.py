@@ -26,8 +26,7 @@ from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
 from jetwatch.domain.settle import file_marker
 from jetwatch.domain.states import ActionOutcome, FileRow, FileState
 from jetwatch.domain.store import LedgerStore
-from jetwatch.domain.wake import Stage, Wakeups
-from jetwatch.errors import LedgerUnavailableError
+from jetwatch.domain.wake import Stage, Wakeups, run_stage
 
 log = structlog.get_logger(__name__)
 _stdlib_log = logging.getLogger(__name__)
@@ -161,16 +160,11 @@ class PostActions:
         self._retry_at: dict[int, float] = {}
 
     async def run(self) -> None:
-        while True:
-            self._wakeups.clear(Stage.ACTIONS)
-            try:
-                busy = await self.run_once()
-            except LedgerUnavailableError as exc:
-                log.error("ledger_unavailable", error=str(exc))
-                busy = False
-            if busy:
-                continue
-            await self._wakeups.sleep(Stage.ACTIONS, IDLE_S)
+        async def step() -> float | None:
+            # A full page: more may be waiting, go on at once.
+            return self._clock.wall() if await self.run_once() else None
+
+        await run_stage(self._wakeups, Stage.ACTIONS, step, clock=self._clock, idle_s=IDLE_S)
 
     async def run_once(self) -> bool:
         """Handle pending rows; True when a full page was handled (more may be waiting)."""

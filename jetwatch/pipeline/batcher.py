@@ -17,14 +17,12 @@ from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.batching import BatchLimits, plan_batches
 from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
 from jetwatch.domain.store import LedgerStore
-from jetwatch.domain.wake import Stage, Wakeups
-from jetwatch.errors import LedgerUnavailableError
+from jetwatch.domain.wake import Stage, Wakeups, run_stage
 
 log = structlog.get_logger(__name__)
 
 ROUND_BATCHES = 8  # full batches one window of the queue holds
 IDLE_S = 5.0  # the loop looks again at least this often
-LEDGER_RETRY_S = 2.0
 
 
 def limits_of(folder: FolderSettings) -> BatchLimits:
@@ -53,15 +51,7 @@ class Batcher:
         self._clock = clock
 
     async def run(self) -> None:
-        while True:
-            self._wakeups.clear(Stage.BATCH)
-            try:
-                next_at = await self.run_once()
-            except LedgerUnavailableError as exc:
-                log.error("ledger_unavailable", error=str(exc))
-                next_at = self._clock.wall() + LEDGER_RETRY_S
-            delay_s = IDLE_S if next_at is None else next_at - self._clock.wall()
-            await self._wakeups.sleep(Stage.BATCH, min(max(0.0, delay_s), IDLE_S))
+        await run_stage(self._wakeups, Stage.BATCH, self.run_once, clock=self._clock, idle_s=IDLE_S)
 
     async def run_once(self) -> float | None:
         """Form every batch that is due; when the next one will be (None: nothing waits)."""

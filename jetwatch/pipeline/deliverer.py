@@ -22,12 +22,11 @@ from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
 from jetwatch.domain.states import BatchRow, FileRow, HoldReason
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.target import Target
-from jetwatch.domain.wake import Stage, Wakeups
+from jetwatch.domain.wake import Stage, Wakeups, run_stage
 from jetwatch.errors import (
     ApiError,
     AuthError,
     ForbiddenError,
-    LedgerUnavailableError,
     NotFoundError,
     OutcomeUnknownError,
     PausedError,
@@ -44,7 +43,6 @@ log = structlog.get_logger(__name__)
 
 UNRESOLVED_RECHECK_S = 1.0  # batches waiting for their target to resolve
 IDLE_S = 5.0
-LEDGER_RETRY_S = 2.0
 AUTH_RETRY_S = 30.0
 POST_BACKOFF = Backoff(2.0, 60.0, Jitter.EQUAL)
 FORBIDDEN_DETAIL = "the client's role may not deliver"
@@ -83,17 +81,10 @@ class Deliverer:
         self._wakeups.wake(Stage.DELIVER)
 
     async def run(self) -> None:
-        while not self._stopping:
-            self._wakeups.clear(Stage.DELIVER)
-            try:
-                next_at = await self.run_once()
-            except LedgerUnavailableError as exc:
-                log.error("ledger_unavailable", error=str(exc))
-                next_at = self._clock.wall() + LEDGER_RETRY_S
-            if self._stopping:
-                return
-            delay_s = IDLE_S if next_at is None else next_at - self._clock.wall()
-            await self._wakeups.sleep(Stage.DELIVER, min(max(0.0, delay_s), IDLE_S))
+        await run_stage(
+            self._wakeups, Stage.DELIVER, self.run_once, clock=self._clock, idle_s=IDLE_S,
+            until=lambda: self._stopping,
+        )  # fmt: skip
 
     async def run_once(self) -> float | None:
         """Release holds, resolve in-doubt batches, submit open ones; when to look again."""

@@ -23,8 +23,8 @@ from jetwatch.domain.retry import plan_retry
 from jetwatch.domain.states import BatchRow
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.target import Progress
-from jetwatch.domain.wake import Stage, Wakeups
-from jetwatch.errors import ApiError, LedgerUnavailableError, NotFoundError
+from jetwatch.domain.wake import Stage, Wakeups, run_stage
+from jetwatch.errors import ApiError, NotFoundError
 from jetwatch.pipeline.presence import live_files
 from jetwatch.targets.registry import TargetRegistry
 
@@ -72,16 +72,10 @@ class Tracker:
         self._schedule: dict[int, _Schedule] = {}
 
     async def run(self) -> None:
-        while True:
-            self._wakeups.clear(Stage.TRACK)
-            try:
-                next_at = await self.run_once()
-            except LedgerUnavailableError as exc:
-                log.error("ledger_unavailable", error=str(exc))
-                next_at = self._clock.wall() + 2.0
-            now = self._clock.wall()
-            delay = self._poll_max_s if next_at is None else max(0.05, next_at - now)
-            await self._wakeups.sleep(Stage.TRACK, delay)
+        await run_stage(
+            self._wakeups, Stage.TRACK, self.run_once, clock=self._clock,
+            idle_s=self._poll_max_s, min_s=0.05, cap=False,
+        )  # fmt: skip
 
     async def run_once(self) -> float | None:
         """Poll every submission that is due; return when the next one is due."""

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ FOLDER = "cams"
 
 
 @pytest.fixture
-async def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
+async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
     async with await SqliteLedger.open(tmp_path / "state" / "ledger.db") as opened:
         yield opened
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ FOLDER = "cams"
 
 
 @pytest.fixture
-async def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
+async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
     async with await SqliteLedger.open(tmp_path / "ledger.db") as opened:
         yield opened
 
