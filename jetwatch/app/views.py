@@ -126,7 +126,6 @@ async def refresh_gauges(
     ledger: LedgerStore, labels: list[str], intakes: Mapping[str, FolderIntake]
 ) -> None:
     """Gauges read on demand, when /metrics is scraped."""
-    now = time.time()
     metrics.LEDGER_BYTES.set(await ledger.size_bytes())
     held: dict[str, int] = dict.fromkeys(labels, 0)
     for batch in await ledger.held_batches():
@@ -134,5 +133,5 @@ async def refresh_gauges(
     for label, n in held.items():
         metrics.BATCHES_HELD.labels(label).set(n)
     for label, intake in intakes.items():
-        since = intake.oldest_pending_since()
-        metrics.OLDEST_PENDING_SECONDS.labels(label).set(0 if since is None else now - since)
+        age_s = intake.oldest_pending_age_s()
+        metrics.OLDEST_PENDING_SECONDS.labels(label).set(age_s or 0.0)

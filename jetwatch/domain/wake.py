@@ -88,8 +88,8 @@ async def run_stage(
     cap: bool = True,
     until: Callable[[], bool] = lambda: False,
 ) -> None:
-    """The loop of every stage: ``step`` says when it wants to run again (wall time, None:
-    no wish); it runs then, when woken, and (``cap``) at least every ``idle_s``.
+    """The loop of every stage: ``step`` says when it wants to run again (monotonic time,
+    None: no wish); it runs then, when woken, and (``cap``) at least every ``idle_s``.
 
     A ledger that cannot be used (disk full, locked) is logged and tried again after
     LEDGER_RETRY_S; ``until`` ends the loop after a step (graceful shutdown).
@@ -100,8 +100,8 @@ async def run_stage(
             next_at = await step()
         except LedgerUnavailableError as exc:
             log.error("ledger_unavailable", stage=stage.value, error=str(exc))
-            next_at = clock.wall() + LEDGER_RETRY_S
+            next_at = clock.monotonic() + LEDGER_RETRY_S
         if until():
             return
-        delay_s = idle_s if next_at is None else max(min_s, next_at - clock.wall())
+        delay_s = idle_s if next_at is None else max(min_s, next_at - clock.monotonic())
         await wakeups.sleep(stage, min(delay_s, idle_s) if cap else delay_s)

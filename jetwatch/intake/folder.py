@@ -101,11 +101,12 @@ class FolderIntake:
             reason = f"{self._watcher_failure}; scanning instead"
         return IntakeHealth(self._first_scan.is_set(), str(self._state.mode), reason, self._blocked)
 
-    def oldest_pending_since(self) -> float | None:
+    def oldest_pending_age_s(self) -> float | None:
+        """How long the oldest file not yet in the ledger has been waiting (None: none)."""
         oldest = self._settler.oldest_since()
-        if self._unrecorded:
-            return self._clock.wall() if oldest is None else oldest
-        return oldest
+        if oldest is None:
+            return 0.0 if self._unrecorded else None
+        return max(0.0, self._clock.monotonic() - oldest)
 
     def forget(self, keys: Iterable[FileKey]) -> None:
         """Files found GONE before they were sent: if they come back unchanged, look again."""
@@ -157,12 +158,12 @@ class FolderIntake:
     async def run_once(self) -> float:
         """Re-stat what is due or hinted, record what settled; returns the time used."""
         self.forget(self._wakeups.take_gone(self.label))
-        now = self._clock.wall()
+        now = self._clock.monotonic()  # the settler's clock: settle_seconds survive steps
         paths = set(self._settler.due(now)) | self._dirty
         self._dirty = set()
         if paths:
             stats, vanished = await self._stat(paths)
-            now = self._clock.wall()
+            now = self._clock.monotonic()
             self._observe(stats, now)
             for relpath in vanished:
                 if self._settler.vanished(relpath):
@@ -170,7 +171,7 @@ class FolderIntake:
                     log.info("file_vanished_before_settle", folder=self.label, path=relpath)
         self._unrecorded.update((st.relpath, st) for st in self._settler.ready(now))
         if self._unrecorded:
-            await self._record(now)
+            await self._record(self._clock.wall())
         if self._last_full_scan is not None:
             await self._record_scan(self._last_full_scan)
         return now
@@ -249,7 +250,7 @@ class FolderIntake:
             case Hints(paths):
                 self._hints(paths)
             case ScanChunk(files):
-                self._observe(files, self._clock.wall())
+                self._observe(files, self._clock.monotonic())
                 self._wake.set()
             case ScanDone(report):
                 self._scan_done(report)

@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from jetwatch.domain.batching import Queued
+from jetwatch.domain.clock import MAX_AHEAD_S
 from jetwatch.domain.states import (
     BatchRow,
     BatchState,
@@ -157,10 +158,12 @@ class BatchRecords:
             return [batch_row(r) for r in cursor]
 
     def open_batches(self, now: float, folder: str | None = None) -> list[BatchRow]:
-        """OPEN batches due by ``now``, oldest first."""
+        """OPEN batches due by ``now``, oldest first; one due implausibly far ahead (the wall
+        clock stepped back since it was written, see MAX_AHEAD_S) is due now."""
         return self._batches(
-            "state = 'OPEN' AND not_before <= ? AND (?2 IS NULL OR folder = ?2) ORDER BY id",
-            (now, folder),
+            "state = 'OPEN' AND (not_before <= ?1 OR not_before > ?1 + ?3) "
+            "AND (?2 IS NULL OR folder = ?2) ORDER BY id",
+            (now, folder, MAX_AHEAD_S),
         )
 
     def next_open_at(self, folder: str | None = None) -> float | None:

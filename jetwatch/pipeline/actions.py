@@ -157,19 +157,19 @@ class PostActions:
         self._folders = folders
         self._wakeups = wakeups
         self._clock = clock
-        self._retry_at: dict[int, float] = {}
+        self._retry_at: dict[int, float] = {}  # file id → monotonic time of its next try
 
     async def run(self) -> None:
         async def step() -> float | None:
             # A full page: more may be waiting, go on at once.
-            return self._clock.wall() if await self.run_once() else None
+            return self._clock.monotonic() if await self.run_once() else None
 
         await run_stage(self._wakeups, Stage.ACTIONS, step, clock=self._clock, idle_s=IDLE_S)
 
     async def run_once(self) -> bool:
         """Handle pending rows; True when a full page was handled (more may be waiting)."""
         folders = self._folders()
-        now = self._clock.wall()
+        now = self._clock.monotonic()
         rows = [
             (folders[row.folder], row)
             for row in await self._ledger.pending_actions(limit=PAGE)
@@ -208,7 +208,7 @@ class PostActions:
     async def _error(self, row: FileRow, exc: OSError, now: float) -> None:
         self._retry_at[row.id] = now + RETRY_S
         message = f"{type(exc).__name__}: {exc.strerror or exc}"
-        await self._ledger.set_error(row.id, f"post-action: {message}", now)
+        await self._ledger.set_error(row.id, f"post-action: {message}", self._clock.wall())
         metrics.POST_ACTION_ERRORS.labels(row.folder).inc()
         log.warning(
             "post_action_failed",

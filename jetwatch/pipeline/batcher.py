@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import structlog
 
 from jetwatch.config.settings import FolderSettings
-from jetwatch.domain.batching import BatchLimits, plan_batches
+from jetwatch.domain.batching import BatchLimits, Queued, plan_batches
 from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.wake import Stage, Wakeups, run_stage
@@ -49,6 +49,9 @@ class Batcher:
         self._folders = folders
         self._wakeups = wakeups
         self._clock = clock
+        # folder → file id → monotonic time it became ready: linger and max_wait survive
+        # clock steps.
+        self._ready_at: dict[str, dict[int, float]] = {}
 
     async def run(self) -> None:
         await run_stage(self._wakeups, Stage.BATCH, self.run_once, clock=self._clock, idle_s=IDLE_S)
@@ -69,13 +72,36 @@ class Batcher:
         while True:
             queued = await self._ledger.stable_queue(label, window + 1)
             more = len(queued) > window
-            now = self._clock.wall()
+            now = self._clock.monotonic()
+            ready_at = self._ready_at.setdefault(label, {})
+            window_queue = self._on_monotonic(queued[:window], ready_at, limits, now)
             # A window's tail is followed by more files: it is not due yet, it is not full yet.
-            batches, close_at = plan_batches(queued[:window], limits, -math.inf if more else now)
+            batches, close_at = plan_batches(window_queue, limits, -math.inf if more else now)
             for file_ids in batches:
-                batch_id = await self._ledger.create_batch(label, file_ids, now)
+                batch_id = await self._ledger.create_batch(label, file_ids, self._clock.wall())
                 log.info("batch_formed", folder=label, batch_id=batch_id, files=len(file_ids))
+                for file_id in file_ids:
+                    ready_at.pop(file_id, None)
             if batches:
                 self._wakeups.wake(Stage.DELIVER)
+            if not more:
+                # The whole queue was seen: forget files that left it otherwise (GONE).
+                waiting = {q.file_id for q in window_queue}
+                self._ready_at[label] = {i: t for i, t in ready_at.items() if i in waiting}
             if not more or not batches:
                 return close_at
+
+    def _on_monotonic(
+        self, queued: list[Queued], ready_at: dict[int, float], limits: BatchLimits, now: float
+    ) -> list[Queued]:
+        """The queue with ready times on the monotonic clock, taken when first seen.
+
+        The ledger's stable_at is a wall time: a file's age when first seen is wall now −
+        stable_at, kept between 0 and max_wait so a clock step either way cannot stall it.
+        """
+        wall = self._clock.wall()
+        for q in queued:
+            if q.file_id not in ready_at:
+                age_s = min(max(0.0, wall - q.ready_at), limits.max_wait_s)
+                ready_at[q.file_id] = now - age_s
+        return [Queued(q.file_id, q.size, ready_at[q.file_id]) for q in queued]

@@ -18,7 +18,7 @@ import structlog
 from jetwatch import metrics
 from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.backoff import Backoff, Jitter
-from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
+from jetwatch.domain.clock import SYSTEM_CLOCK, Clock, wall_due_in_s
 from jetwatch.domain.states import BatchRow, FileRow, HoldReason
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.target import Target
@@ -93,12 +93,15 @@ class Deliverer:
             await self.in_doubt.resolve_due(self._posting),
         ]
         await self.submit_open()
-        now = self._clock.wall()
+        now, wall = self._clock.monotonic(), self._clock.wall()
         # Set during this round: a submit that stayed in doubt, a batch held for its folder.
         candidates += [t for t in (self.in_doubt.due_at, self.holds.recheck_at) if t > now]
         for label in self._folders():
-            due = await self._ledger.next_open_at(label)
-            if due is not None and self._targets.status(label).ident is None:
+            due_wall = await self._ledger.next_open_at(label)
+            if due_wall is None:
+                continue
+            due = now + wall_due_in_s(due_wall, wall)
+            if self._targets.status(label).ident is None:
                 # Not sendable before the target resolves: looking again at once would spin.
                 due = max(due, now + UNRESOLVED_RECHECK_S)
             candidates.append(due)

@@ -39,16 +39,16 @@ class HoldKeeper:
         self._targets = targets
         self._folders = folders
         self._clock = clock
-        self._folders_at = 0.0  # when folder holds are looked at again
+        self._folders_at = 0.0  # when folder holds are looked at again (monotonic)
 
     @property
     def recheck_at(self) -> float:
-        """When folder holds are looked at again."""
+        """When folder holds are looked at again (monotonic)."""
         return self._folders_at
 
     def recheck_folders_soon(self) -> float:
         """A batch was just held for its folder: look at it again in FOLDER_RECHECK_S."""
-        self._folders_at = max(self._folders_at, self._clock.wall() + FOLDER_RECHECK_S)
+        self._folders_at = max(self._folders_at, self._clock.monotonic() + FOLDER_RECHECK_S)
         return self._folders_at
 
     async def release_due(self) -> float | None:
@@ -57,7 +57,7 @@ class HoldKeeper:
         held = [b for b in await self._ledger.held_batches() if b.folder in folders]
         if not held:
             return None
-        now = self._clock.wall()
+        now = self._clock.monotonic()
         back = [b for b in held if b.held_reason is None or b.held_reason.is_target]
         back = [b for b in back if self._targets.status(b.folder).usable]
         waiting = [b for b in held if b.held_reason is not None and not b.held_reason.is_target]
@@ -71,7 +71,7 @@ class HoldKeeper:
         for batch in back:
             by_folder.setdefault(batch.folder, []).append(batch)
         for folder, batches in by_folder.items():
-            released = await self._ledger.release_held([b.id for b in batches], now)
+            released = await self._ledger.release_held([b.id for b in batches], self._clock.wall())
             log.info("batches_released", folder=folder, batches=released, reason=_why(batches))
         return self._folders_at if waiting else None
 

@@ -49,7 +49,7 @@ class InDoubtResolver:
         self._submissions = submissions
         self._wakeups = wakeups
         self._clock = clock
-        self._due_at = 0.0  # when SUBMITTING batches may be resolved (again)
+        self._due_at = 0.0  # when SUBMITTING batches may be resolved (again), monotonic
         self._failures = 0
 
     @property
@@ -60,14 +60,14 @@ class InDoubtResolver:
         """A round (or one submission's resolution) could not ask the target: wait longer."""
         self._failures += 1
         delay_s = ROUND_BACKOFF.delay_s(self._failures - 1, random.random())
-        self._due_at = self._clock.wall() + delay_s
+        self._due_at = self._clock.monotonic() + delay_s
 
     async def resolve_due(self, posting: set[int]) -> float | None:
         """Resolve in-doubt batches when due; when to look again (None: nothing left).
 
         ``posting`` are the batches whose submission is on its way in this process.
         """
-        now = self._clock.wall()
+        now = self._clock.monotonic()
         if now < self._due_at:
             return self._due_at
         unresolved, api_waits = 0, False

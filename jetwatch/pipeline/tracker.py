@@ -35,8 +35,11 @@ UNCONFIGURED_RECHECK_S = 30.0  # a batch of a folder removed from the config
 
 @dataclass(slots=True)
 class _Schedule:
+    """When a submission is polled next and since when it runs, on the monotonic clock."""
+
     next_at: float
     interval_s: float
+    started: float  # a submission from before a restart counts its age from its wall time
     fingerprint: tuple[object, ...] = ()
 
 
@@ -80,14 +83,19 @@ class Tracker:
     async def run_once(self) -> float | None:
         """Poll every submission that is due; return when the next one is due."""
         batches = await self._ledger.submitted_batches()
-        now = self._clock.wall()
+        now, wall = self._clock.monotonic(), self._clock.wall()
         live = {b.id for b in batches}
         for gone in set(self._schedule) - live:
             del self._schedule[gone]
         due = []
         for batch in batches:
-            poll_min_s = self._bounds_of(batch)[0]
-            sched = self._schedule.setdefault(batch.id, _Schedule(now + poll_min_s, poll_min_s))
+            sched = self._schedule.get(batch.id)
+            if sched is None:
+                poll_min_s = self._bounds_of(batch)[0]
+                ran_s = max(0.0, wall - (batch.submitted_at or batch.created_at))
+                sched = self._schedule[batch.id] = _Schedule(
+                    now + poll_min_s, poll_min_s, started=now - ran_s
+                )
             if sched.next_at <= now:
                 due.append(batch)
         self._update_gauges(batches)
@@ -116,29 +124,30 @@ class Tracker:
         sched = self._schedule[batch.id]
         poll_min_s, poll_max_s = self._bounds_of(batch)
         target = self._targets.target(batch.folder)
-        now = self._clock.wall()
+        now = self._clock.monotonic()
         if target is None:
             sched.next_at = now + UNCONFIGURED_RECHECK_S
             return
-        age_s = now - (batch.submitted_at or batch.created_at)
+        age_s = now - sched.started
         try:
             progress = await target.poll(
                 batch.delivery_id, batch.file_count, age_s, ident=batch.job_id
             )
         except NotFoundError:
-            await self._finish_failed(batch, f"{target.kind} submission not found (404)", now)
+            await self._finish_failed(batch, f"{target.kind} submission not found (404)")
             return
         except ApiError as exc:
             log.warning("delivery_poll_failed", error=str(exc))
             sched.interval_s = min(poll_max_s, sched.interval_s * 2)
-            sched.next_at = now + sched.interval_s
+            sched.next_at = self._clock.monotonic() + sched.interval_s
             return
+        now = self._clock.monotonic()
         if not progress.done:
             self._reschedule(sched, progress, now, poll_min_s, poll_max_s)
         elif progress.failed:
-            await self._finish_failed(batch, progress.detail or "failed", now)
+            await self._finish_failed(batch, progress.detail or "failed")
         else:
-            await self._finish_ok(batch, progress, now)
+            await self._finish_ok(batch, progress, now - sched.started)
 
     def _bounds_of(self, batch: BatchRow) -> tuple[float, float]:
         folder = self._folders().get(batch.folder)
@@ -157,8 +166,8 @@ class Tracker:
             sched.interval_s = min(poll_max_s, sched.interval_s * 1.5)
         sched.next_at = now + sched.interval_s
 
-    async def _finish_ok(self, batch: BatchRow, progress: Progress, now: float) -> None:
-        await self._ledger.complete_batch(batch.id, now)
+    async def _finish_ok(self, batch: BatchRow, progress: Progress, took_s: float) -> None:
+        await self._ledger.complete_batch(batch.id, self._clock.wall())
         self._schedule.pop(batch.id, None)
         label = batch.folder
         # A target that reports no bytes (an IM run) moved the whole batch when it moved all.
@@ -172,11 +181,12 @@ class Tracker:
             transferred=progress.transferred,
             skipped=progress.skipped,
             bytes=size,
-            seconds=round(now - (batch.submitted_at or now), 2),
+            seconds=round(took_s, 2),
         )
         self._wakeups.wake(Stage.ACTIONS)
 
-    async def _finish_failed(self, batch: BatchRow, reason: str, now: float) -> None:
+    async def _finish_failed(self, batch: BatchRow, reason: str) -> None:
+        now = self._clock.wall()  # the retries' not_before is a ledger time
         folder = self._folders().get(batch.folder)
         max_attempts = folder.max_attempts if folder else 5
         backoff = folder.retry_backoff_seconds if folder else 5.0
