@@ -16,6 +16,7 @@ import structlog
 from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.batching import BatchLimits, Queued, plan_batches
 from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
+from jetwatch.domain.states import InvalidTransitionError
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.wake import Stage, Wakeups, run_stage
 
@@ -77,19 +78,34 @@ class Batcher:
             window_queue = self._on_monotonic(queued[:window], ready_at, limits, now)
             # A window's tail is followed by more files: it is not due yet, it is not full yet.
             batches, close_at = plan_batches(window_queue, limits, -math.inf if more else now)
-            for file_ids in batches:
-                batch_id = await self._ledger.create_batch(label, file_ids, self._clock.wall())
-                log.info("batch_formed", folder=label, batch_id=batch_id, files=len(file_ids))
-                for file_id in file_ids:
-                    ready_at.pop(file_id, None)
-            if batches:
+            formed, raced = await self._create(label, batches, ready_at)
+            if formed:
                 self._wakeups.wake(Stage.DELIVER)
+            if raced:
+                continue  # the queue changed under this window: read it again
             if not more:
                 # The whole queue was seen: forget files that left it otherwise (GONE).
                 waiting = {q.file_id for q in window_queue}
                 self._ready_at[label] = {i: t for i, t in ready_at.items() if i in waiting}
             if not more or not batches:
                 return close_at
+
+    async def _create(
+        self, label: str, batches: list[list[int]], ready_at: dict[int, float]
+    ) -> tuple[int, bool]:
+        """Create the planned batches; (how many, whether the queue changed meanwhile)."""
+        for formed, file_ids in enumerate(batches):
+            try:
+                batch_id = await self._ledger.create_batch(label, file_ids, self._clock.wall())
+            except InvalidTransitionError as exc:
+                # Intake recorded a newer version of one of these files since the queue was
+                # read: the older one is GONE now and cannot be batched.
+                log.info("batch_raced", folder=label, files=len(file_ids), error=str(exc))
+                return formed, True
+            log.info("batch_formed", folder=label, batch_id=batch_id, files=len(file_ids))
+            for file_id in file_ids:
+                ready_at.pop(file_id, None)
+        return len(batches), False
 
     def _on_monotonic(
         self, queued: list[Queued], ready_at: dict[int, float], limits: BatchLimits, now: float
