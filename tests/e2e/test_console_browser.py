@@ -76,7 +76,8 @@ async def test_console_shows_folder_progress_failures_and_holds(
     await browser.open(url + "/")
     await _page_has(browser, "#folders", "ingest")
     failed = await _page_has(browser, "#failed", "broken.bad")
-    assert failure["error"] and failure["error"] in failed
+    assert failure["error"]
+    assert failure["error"] in failed
     assert "Retry the 1 failed file(s) of 'ingest'" in failed
 
     # A large delivery under a bandwidth limit: the bar moves as its files arrive.
@@ -98,7 +99,8 @@ async def test_console_shows_folder_progress_failures_and_holds(
 
     await wait_for(moved, timeout_s=40, interval_s=0.3)
     shown = await browser.text("#in-flight")
-    assert "files" in shown and "ETA" in shown
+    assert "files" in shown
+    assert "ETA" in shown
     await browser.full_screenshot("console-1280.png")
     await daemon.wait_event("delivery_completed", timeout_s=60)
 
