@@ -100,7 +100,7 @@ def ops_lines(settings: Settings) -> list[str]:
     if parse_listen(http.listen) is None:
         lines = ["console: off (http.listen is empty)"]
     else:
-        actions = "actions on (token set)" if http.actions else "read-only"
+        actions = "actions on, token set" if http.actions else "read-only"
         lines = [f"console: http://{http.listen}/ ({actions})"]
     if notify.webhook_url is None:
         lines.append("notify: off (no notify.webhook_url)")
