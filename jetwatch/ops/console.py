@@ -304,7 +304,7 @@ def _events(data: Data) -> str:
             stamp(e.get("at")),
             f'<span class="lvl lvl-{esc(e.get("level"))}">{esc(e.get("level"))}</span>',
             f'<span class="mono ev">{esc(e.get("event"))}</span>',
-            esc(e.get("folder") or ""),
+            f'<span class="ev">{esc(e.get("folder") or "")}</span>',
             f'<span class="why">{esc(e.get("text"))}</span>',
         ]
         for e in events

@@ -240,10 +240,13 @@ class Notifier:
             while True:
                 events = await sub.take()
                 self._count_drops(sub.dropped, sub.pending)
-                notices = [n for e in events if (n := self._admit(notice_of(e))) is not None]
-                for notice in coalesce(notices):
-                    await self._deliver(notice)
-                    self._count_drops(sub.dropped, sub.pending)
+                try:
+                    notices = [n for e in events if (n := self._admit(notice_of(e))) is not None]
+                    for notice in coalesce(notices):
+                        await self._deliver(notice)
+                        self._count_drops(sub.dropped, sub.pending)
+                except Exception as exc:  # a bug here must not stop the daemon: say it, go on
+                    log.error("notify_error", error=repr(exc), exc_info=exc)
         finally:
             self._feed.unsubscribe(sub)
             await self._webhook.aclose()
