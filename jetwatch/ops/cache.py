@@ -4,7 +4,7 @@ However many consoles, ``jetwatch status --watch`` and scrapers ask, the status 
 most once per ``ttl_s``, by one task at a time. An answer younger than ``ttl_s`` is served
 as is; one younger than twice that is served while a fresh one is built in the background
 (a viewer never waits behind a busy ledger); an older one is rebuilt first, so nothing
-served is ever more than ``2 * ttl_s`` old.
+served is ever more than ``2 * ttl_s`` old, or older than the last :meth:`invalidate`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class StatusCache:
         self._value: Document | None = None
         self._at = 0.0
         self._task: asyncio.Task[Document] | None = None
+        self._generation = 0
 
     async def get(self) -> Document:
         """The status, at most ``2 * ttl_s`` old."""
@@ -54,10 +55,17 @@ class StatusCache:
         return task
 
     async def _build(self) -> Document:
-        started = self._clock()
+        started, generation = self._clock(), self._generation
         value = await self._produce()
-        self._value, self._at = value, started
+        if generation == self._generation:
+            self._value, self._at = value, started
         return value
+
+    def invalidate(self) -> None:
+        """Something just changed (an operator's action): the next answer is built anew."""
+        self._generation += 1
+        self._value = None
+        self._task = None  # a build under way may predate the change: nobody waits for it
 
     def _done(self, task: asyncio.Task[Document]) -> None:
         if self._task is task:

@@ -226,6 +226,7 @@ class OpsServer:
         if not known:
             return web.Response(status=404, text=f"no folder named {folder!r}")
         log.info("console_action", action=done, folder=folder, files=count)
+        self._cache.invalidate()  # the page it redirects to shows the effect
         if "application/json" in request.headers.get("Accept", ""):
             return web.json_response({"ok": True, "action": done, "folder": folder, "files": count})
         query = urlencode({"done": done, "folder": folder, "n": count or 0})

@@ -102,18 +102,21 @@ async def _post(
 
 async def test_actions_need_the_token(http: aiohttp.ClientSession) -> None:
     """No token, a wrong one: 403 and nothing done; the right one: done, back to the page."""
-    actions = _Actions()
-    ops = await _server(_Daemon(), actions, TOKEN)
+    actions, daemon = _Actions(), _Daemon()
+    ops = await _server(daemon, actions, TOKEN)
     retry, recheck = f"{ops.url}/actions/retry-failed", f"{ops.url}/actions/recheck"
     try:
         assert (await _post(http, retry, {"folder": "in"}))[0] == 403
         assert (await _post(http, retry, {"folder": "in", "token": "wrong"}))[0] == 403
         assert actions.retried == []
+        async with http.get(f"{ops.url}/status"):
+            pass
         status, location, _ = await _post(http, retry, {"folder": "in", "token": TOKEN})
         assert status == 303
         assert location == "/?done=retried&folder=in&n=3"
         async with http.get(ops.url + location) as r:
             page = await r.text()
+        assert daemon.builds == 2  # not the status from before the action
         assert "3 failed file(s) of folder &#x27;in&#x27; queued again." in page
         assert "Retry the 1 failed file(s)" in page  # buttons shown: actions are on
         headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}

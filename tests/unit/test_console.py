@@ -83,4 +83,6 @@ async def test_status_cache_builds_once_per_ttl_and_serves_stale_while_rebuildin
     assert await cache.get() == {"n": 2}
     now[0] = 10.0  # too old: the answer waits for a fresh one
     assert await cache.get() == {"n": 3}
+    cache.invalidate()  # an action changed things: rebuilt at once, though within the ttl
+    assert await cache.get() == {"n": 4}
     await cache.aclose()
