@@ -38,6 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st = with_config("status", "show what the ledger knows (daemon running or not)")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument(
+        "--watch", action="store_true", help="redraw the report live until Ctrl+C (a terminal)"
+    )
+    st.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between two reports with --watch (default 2)",
+    )
     with_config("jobs", "list the jobs the credentials can see")
     ledger = with_config("ledger", "ledger maintenance")
     ledger.add_argument(
@@ -104,7 +114,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from jetwatch.app.ledger_commands import ledger_command, status_command
 
         if command == "status":
-            return asyncio.run(status_command(path, as_json=args.json))
+            if args.watch and (args.json or args.interval <= 0):
+                print(
+                    "jetwatch status: --watch needs a positive --interval, not --json",
+                    file=sys.stderr,
+                )
+                return ExitCode.CONFIG
+            watch_s = args.interval if args.watch else None
+            return asyncio.run(status_command(path, as_json=args.json, watch_s=watch_s))
         return asyncio.run(ledger_command(path, args.action))
     from jetwatch.app.commands import check_command, jobs_command
 

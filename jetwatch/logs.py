@@ -14,7 +14,7 @@ import structlog
 from pydantic import SecretBytes, SecretStr
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["configure_logging", "redact_secrets", "register_secret"]
+__all__ = ["add_tap", "configure_logging", "redact_secrets", "register_secret", "remove_tap"]
 
 REDACTED = "***"
 MIN_SECRET_CHARS = 4
@@ -50,6 +50,31 @@ _registered: frozenset[str] = frozenset()
 _registered_re: re.Pattern[str] | None = None
 
 _handler: logging.Handler | None = None
+# Processors that see every event of jetwatch's own loggers before the level filter, e.g.
+# the console's recent events and the webhooks (ops/events.py). Replaced as a whole.
+_taps: tuple[Processor, ...] = ()
+
+
+def add_tap(tap: Processor) -> None:
+    """Show ``tap`` every event (any level, not yet redacted); it must not block or raise."""
+    global _taps
+    with _registry_lock:
+        _taps = (*_taps, tap)
+
+
+def remove_tap(tap: Processor) -> None:
+    global _taps
+    with _registry_lock:
+        _taps = tuple(t for t in _taps if t is not tap)
+
+
+def _run_taps(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    for tap in _taps:
+        try:
+            tap(logger, method, event_dict)
+        except Exception:  # noqa: S112 - an observer must never break logging itself
+            continue
+    return event_dict
 
 
 def register_secret(value: str | SecretStr) -> None:
@@ -192,6 +217,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _run_taps,  # before the level filter: observers see INFO at level "warning" too
             structlog.stdlib.filter_by_level,
             structlog.stdlib.add_logger_name,
             structlog.stdlib.add_log_level,

@@ -140,3 +140,63 @@ LOOP_LAG_SECONDS = Gauge(
     "Event-loop lag measured by the health ticker.",
     registry=REGISTRY,
 )
+# ---- delivery progress (set when /metrics is scraped, from the tracker's last polls) ---
+DELIVERY_BYTES_DONE = Gauge(
+    "jetwatch_delivery_bytes_done",
+    "Bytes the back end reports done for the folder's deliveries in flight.",
+    ["folder"],
+    registry=REGISTRY,
+)
+DELIVERY_BYTES_TOTAL = Gauge(
+    "jetwatch_delivery_bytes_total",
+    "Bytes of the folder's deliveries in flight.",
+    ["folder"],
+    registry=REGISTRY,
+)
+DELIVERY_FILES_DONE = Gauge(
+    "jetwatch_delivery_files_done",
+    "Files transferred or skipped so far in the folder's deliveries in flight.",
+    ["folder"],
+    registry=REGISTRY,
+)
+DELIVERY_FILES_TOTAL = Gauge(
+    "jetwatch_delivery_files_total",
+    "Files of the folder's deliveries in flight.",
+    ["folder"],
+    registry=REGISTRY,
+)
+DELIVERY_RATE = Gauge(
+    "jetwatch_delivery_bytes_per_second",
+    "Bytes per second of the folder's deliveries in flight, from their counts (last minute).",
+    ["folder"],
+    registry=REGISTRY,
+)
+DELIVERY_ETA_SECONDS = Gauge(
+    "jetwatch_delivery_eta_seconds",
+    "Seconds until the folder's slowest delivery in flight is done, at its rate (0: unknown).",
+    ["folder"],
+    registry=REGISTRY,
+)
+# ---- notifications ---------------------------------------------------------------------
+NOTIFICATIONS_SENT = Counter(
+    "jetwatch_notifications_sent_total",
+    "Webhook notifications delivered, by event (failed, held, recovered, down).",
+    ["event"],
+    registry=REGISTRY,
+)
+NOTIFY_ERRORS = Counter(
+    "jetwatch_notify_errors_total",
+    "Webhook POST attempts that failed (each is retried up to [notify] max_attempts).",
+    registry=REGISTRY,
+)
+NOTIFICATIONS_DROPPED = Counter(
+    "jetwatch_notifications_dropped_total",
+    "Notifications never delivered: queue_full (the buffer was full) or gave_up (attempts).",
+    ["reason"],
+    registry=REGISTRY,
+)
+NOTIFY_WEBHOOK_UP = Gauge(
+    "jetwatch_notify_webhook_up",
+    "1 while the webhook's last POST worked (or none failed yet), 0 while it fails.",
+    registry=REGISTRY,
+)

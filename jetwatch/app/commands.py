@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from jetwatch import logs
+from jetwatch.apis.webhook import url_origin
 from jetwatch.app.output import print_problems, table
 from jetwatch.config.load import load_settings
-from jetwatch.config.settings import FolderSettings, Settings
+from jetwatch.config.settings import FolderSettings, Settings, parse_listen
 from jetwatch.domain.target import TargetStatus
 from jetwatch.errors import ApiError, AuthError, ConfigError, ExitCode
 from jetwatch.targets.backends import Backends, jet_client
@@ -39,6 +41,9 @@ def command_logging(settings: Settings) -> None:
         secret = spec.secret(settings)
         if secret is not None:
             logs.register_secret(secret)
+    for ops_secret in (settings.http.token, settings.notify.webhook_url):
+        if ops_secret is not None:
+            logs.register_secret(ops_secret)
 
 
 def _api_failure(spec: TargetSpec, what: str, exc: ApiError) -> ExitCode:
@@ -62,7 +67,47 @@ def offline_warnings(settings: Settings) -> list[str]:
         if not f.path.exists():
             warnings.append(f"{key}.path: {f.path} does not exist now (retried while running)")
         warnings += spec_of(f.target).warnings(key, f)
+    return warnings + ops_warnings(settings)
+
+
+def _loopback(host: str | None) -> bool:
+    return host in ("localhost", "::1") or (host or "").startswith("127.")
+
+
+def ops_warnings(settings: Settings) -> list[str]:
+    """The console's actions or the webhook exposed more than they need to be."""
+    warnings = []
+    address = parse_listen(settings.http.listen)
+    if settings.http.actions and address is not None and not _loopback(address[0]):
+        warnings.append(
+            f"http.actions: on, and http.listen {settings.http.listen} is reachable from other "
+            "hosts: the token travels in clear unless a TLS proxy is in front"
+        )
+    url = settings.notify.webhook_url
+    if url is not None:
+        parts = urlsplit(url.get_secret_value())
+        if parts.scheme == "http" and not _loopback(parts.hostname):
+            warnings.append(
+                "notify.webhook_url: plain http to another host: the URL (its key) and the "
+                "messages cross the network unencrypted"
+            )
     return warnings
+
+
+def ops_lines(settings: Settings) -> list[str]:
+    """What ``check`` says about the console and the notifications (never a secret)."""
+    http, notify = settings.http, settings.notify
+    if parse_listen(http.listen) is None:
+        lines = ["console: off (http.listen is empty)"]
+    else:
+        actions = "actions on, token set" if http.actions else "read-only"
+        lines = [f"console: http://{http.listen}/ ({actions})"]
+    if notify.webhook_url is None:
+        lines.append("notify: off (no notify.webhook_url)")
+    else:
+        origin = url_origin(notify.webhook_url.get_secret_value())
+        lines.append(f"notify: webhook at {origin} for {', '.join(notify.events) or 'no events'}")
+    return lines
 
 
 def offline_problems(settings: Settings) -> list[Finding]:
@@ -82,6 +127,8 @@ async def check_command(path: Path | None, *, online: bool) -> ExitCode:
         print(f"config error: {finding.key}: {finding.problem}", file=sys.stderr)
         return ExitCode.CONFIG
     print(f"config ok: {len(settings.folders)} folder(s)")
+    for line in ops_lines(settings):
+        print(line)
     if not online:
         return ExitCode.OK
     backends = Backends(settings)

@@ -23,6 +23,7 @@ from jetwatch import logs
 from jetwatch.app import views as views
 from jetwatch.app.announce import Announcer
 from jetwatch.app.lifecycle import Lifecycle
+from jetwatch.app.ops_view import OpsView
 from jetwatch.config.load import load_settings
 from jetwatch.config.settings import FolderSettings, Settings
 from jetwatch.domain.store import LedgerStore
@@ -37,6 +38,7 @@ from jetwatch.ops.server import OpsServer
 from jetwatch.pipeline.actions import PostActions
 from jetwatch.pipeline.batcher import Batcher
 from jetwatch.pipeline.deliverer import Deliverer
+from jetwatch.pipeline.filelog import FileLines
 from jetwatch.pipeline.tracker import Tracker
 from jetwatch.pipeline.upkeep import LedgerMaintenance
 from jetwatch.targets.backends import Backends
@@ -155,6 +157,8 @@ class Daemon:
                 status=self.status_json,
                 loop_monitor=self.monitor,
                 refresh=self._refresh_gauges,
+                actions=self.ops_view if self.settings.http.actions else None,
+                token=self.settings.http.token,
             )
             await ops.start()
         except ConfigError as exc:
@@ -185,9 +189,14 @@ class Daemon:
             poll_bounds=backends.poll_bounds(),
             max_concurrent=jet.max_concurrent_polls,
             wakeups=wakeups,
+            file_lines=FileLines(self.ledger, per_minute=self.settings.log.file_lines_per_minute),
         )
         self.deliverer = Deliverer(self.ledger, self.registry, self.folders, wakeups=wakeups)
         self.monitor = LoopMonitor()
+        self.ops_view = OpsView(
+            self.settings, ledger=self.ledger, registry=self.registry, intakes=self.intakes,
+            wakeups=wakeups, board=self.tracker.board,
+        )  # fmt: skip
         self.maintenance = LedgerMaintenance(
             self.ledger, self.folders, retention_s=self.settings.ledger.retention_days * 86400
         )
@@ -198,6 +207,8 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
+                # First, so that its tap hears the intakes start.
+                view_task = tg.create_task(self.ops_view.run(), name="ops-view")
                 for folder in self._folders.values():
                     self._start_intake(folder)
                 self._deliver_task = tg.create_task(self.deliverer.run(), name="deliver")
@@ -205,6 +216,7 @@ class Daemon:
                     run_watchdog(self._notifier, self.healthy), name="watchdog"
                 )
                 self._others = [
+                    view_task,
                     tg.create_task(self.registry.run(), name="targets"),
                     tg.create_task(self.batcher.run(), name="batch"),
                     tg.create_task(self.tracker.run(), name="track"),
@@ -296,7 +308,7 @@ class Daemon:
                 effect="the running configuration stays in force",
             )
             return
-        for section in (*(spec.section for spec in SPECS.values()), "ledger", "http"):
+        for section in (*(s.section for s in SPECS.values()), "ledger", "http", "notify"):
             if getattr(new, section) != getattr(self.settings, section):
                 log.warning("reload_needs_restart", section=section)
         if new.log != self.settings.log:
@@ -361,10 +373,12 @@ class Daemon:
         return views.readiness(stopping=stopping, targets=self.registry, intakes=self.intakes)
 
     async def status_json(self) -> dict[str, Any]:
-        return await views.status_json(self.ledger, self.registry, self.readiness())
+        data = await views.status_json(self.ledger, self.registry, self.readiness())
+        return self.ops_view.extend(data)
 
     async def _refresh_gauges(self) -> None:
         await views.refresh_gauges(self.ledger, list(self._folders), self.intakes)
+        self.ops_view.refresh_gauges()
 
 
 async def run_daemon(config_path: Path | None) -> ExitCode:

@@ -32,8 +32,13 @@ def daemon_view(listen: str, timeout_s: float = DAEMON_TIMEOUT_S) -> dict[str, A
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         return {"url": url, "reachable": False, "error": str(reason)}
-    keys = ("ready", "reasons", "api", "jobs")
-    return {"url": url, "reachable": True, **{k: data.get(k) for k in keys}}
+    keys = ("ready", "reasons", "api", "jobs", "notify")
+    progress = {
+        str(b.get("batch_id")): b["progress"]
+        for b in data.get("in_flight") or []
+        if b.get("progress")
+    }
+    return {"url": url, "reachable": True, **{k: data.get(k) for k in keys}, "progress": progress}
 
 
 def render_daemon(view: dict[str, Any]) -> str:
@@ -57,4 +62,18 @@ def render_daemon(view: dict[str, Any]) -> str:
     if rows:
         header = ["FOLDER", "TARGET", "JOB", "JOB ID", "PAUSED", "PROBLEM"]
         lines += table(header, rows, indent="  ")
+    lines += _notify_lines(view.get("notify") or {})
     return "\n".join(lines) + "\n"
+
+
+def _notify_lines(notify: dict[str, Any]) -> list[str]:
+    """The webhook's state: off, ok, or failing and why (never its URL's path)."""
+    if not notify.get("enabled"):
+        return []
+    lost = int(notify.get("dropped") or 0) + int(notify.get("given_up") or 0)
+    counts = f"{notify.get('sent', 0)} sent, {lost} lost, {notify.get('queued', 0)} queued"
+    state = {True: "ok", False: "FAILING", None: "nothing sent yet"}[notify.get("ok")]
+    line = f"  notify: webhook at {notify.get('origin')} {state} ({counts})"
+    if notify.get("ok") is False:
+        line += f": {notify.get('last_error')}"
+    return [line]

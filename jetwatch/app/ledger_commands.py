@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from jetwatch.app import status
+from jetwatch.app import status, status_watch
 from jetwatch.app.commands import command_logging
 from jetwatch.app.daemon_client import daemon_view, render_daemon
 from jetwatch.app.output import print_problems
@@ -32,27 +32,34 @@ def settings_for_ledger(path: Path | None) -> Settings | None:
     return settings
 
 
-async def status_command(path: Path | None, *, as_json: bool) -> ExitCode:
-    """What the ledger knows, and what the daemon answers if it runs."""
+async def status_command(
+    path: Path | None, *, as_json: bool, watch_s: float | None = None
+) -> ExitCode:
+    """What the ledger knows, and what the daemon answers if it runs (``watch_s``: live)."""
     settings = settings_for_ledger(path)
     if settings is None:
         return ExitCode.CONFIG
     if not settings.ledger.path.exists():
         print(f"no ledger at {settings.ledger.path} yet: the daemon has not run", file=sys.stderr)
         return ExitCode.FAILURE
+    if watch_s is not None:
+        return await status_watch.watch(settings, watch_s)
     try:
         snapshot = await status.load_snapshot(settings.ledger.path, time.time())
     except LedgerError as exc:
         print(f"jetwatch status: {exc}", file=sys.stderr)
         return ExitCode.LEDGER
     daemon = daemon_view(settings.http.listen)
+    progress = status_watch.progress_of(daemon)
     if as_json:
         data = status.to_json(snapshot)
+        for item in data["in_flight"]:
+            item["progress"] = None if progress is None else progress.get(item["batch_id"])
         data["daemon"] = daemon
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         print(render_daemon(daemon))
-        print(status.render_text(snapshot), end="")
+        print(status.render_text(snapshot, progress), end="")
     return ExitCode.OK
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from jetwatch.ledger.sqlite import SqliteLedger
 
 _STATES = tuple(state.value for state in FileState)
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+PROGRESS_HEADERS = ["DONE", "RATE", "ETA"]
+Progress = Mapping[int, Mapping[str, Any]]  # batch id → the daemon's progress of it
 
 
 async def load_snapshot(ledger_path: Path, now: float) -> StatusSnapshot:
@@ -93,8 +95,30 @@ def _file_lines(files: Sequence[FailedFile], now: float) -> list[str]:
     return _table(["WHEN", "FOLDER", "ATTEMPTS", "PATH", "ERROR"], rows, {2})
 
 
-def render_text(snapshot: StatusSnapshot) -> str:
-    """The snapshot as a compact, aligned report an operator can read at a glance."""
+def progress_cells(progress: Progress | None, batch_id: int) -> list[str]:
+    """DONE, RATE and ETA of one batch in flight, from the daemon ("-" before its first poll)."""
+    p = None if progress is None else progress.get(batch_id)
+    if p is None:
+        return ["-", "-", "-"]
+    done = (
+        f"{float(p.get('fraction') or 0) * 100:.0f}% {p.get('files_done', 0)}/{p.get('files', 0)}"
+    )
+    if p.get("bytes_total"):
+        done += f" {format_bytes(int(p.get('bytes_done') or 0))}"
+    rate = "-"
+    if p.get("bytes_per_second"):
+        rate = f"{format_bytes(int(p['bytes_per_second']))}/s"
+    elif p.get("files_per_second"):
+        rate = f"{float(p['files_per_second']):.1f} files/s"
+    eta = p.get("eta_s")
+    return [done, rate, "-" if eta is None else format_age(float(eta))]
+
+
+def render_text(snapshot: StatusSnapshot, progress: Progress | None = None) -> str:
+    """The snapshot as a compact, aligned report an operator can read at a glance.
+
+    ``progress`` (from a running daemon) adds DONE, RATE and ETA to the batches in flight.
+    """
     now = snapshot.taken_at
     stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(now))
     lines = [
@@ -108,12 +132,14 @@ def render_text(snapshot: StatusSnapshot) -> str:
     ]
     flights = [
         [str(b.batch_id), b.folder, b.delivery_id or "-", str(b.file_count),
-         format_bytes(b.total_bytes), format_age(b.age_s), str(b.attempt)]
+         format_bytes(b.total_bytes), format_age(b.age_s), str(b.attempt),
+         *([] if progress is None else progress_cells(progress, b.batch_id))]
         for b in snapshot.in_flight
     ]  # fmt: skip
     if flights:
         headers = ["BATCH", "FOLDER", "DELIVERY", "FILES", "SIZE", "AGE", "ATTEMPT"]
-        lines += _table(headers, flights, {0, 3, 4, 5, 6})
+        headers += [] if progress is None else PROGRESS_HEADERS
+        lines += _table(headers, flights, {0, 3, 4, 5, 6, 8, 9})
     lines += ["", f"HELD ({len(snapshot.held)})"]
     held = [
         [str(b.batch_id), b.folder, str(b.file_count), _ago(b.since, now), b.reason or ""]

@@ -11,6 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,9 +21,18 @@ from jetwatch.config.settings import TARGET_SECTIONS, FolderSettings, Settings
 from jetwatch.errors import ConfigError
 
 CONFIG_ENV = "JETWATCH_CONFIG"
+MIN_TOKEN_CHARS = 16
 Problem = tuple[str, str]
 # The secret key of each section that has one; ``<key>_file`` is its file variant.
-SECRET_KEYS = {"jet": "client_secret", "integration_manager": "password", "jetstream": "password"}
+SECRET_KEYS = {
+    "jet": "client_secret",
+    "integration_manager": "password",
+    "jetstream": "password",
+    "http": "token",
+    "notify": "webhook_url",
+}
+# Sections whose secret the daemon needs whatever the folders use.
+OPS_SECTIONS = frozenset({"http", "notify"})
 
 
 def load_settings(
@@ -46,7 +56,8 @@ def load_settings(
         found = _problems(exc) + _partial_folder_checks(data)
         raise ConfigError(list(dict.fromkeys(found))) from None
     used = sections_in_use(settings, require_jet=require_jet)
-    settings, problems = _resolve_secrets(settings, path, used if require_credentials else set())
+    needed = used | OPS_SECTIONS if require_credentials else set()
+    settings, problems = _resolve_secrets(settings, path, needed)
     problems += cross_check(
         settings,
         require_folders=require_folders,
@@ -211,7 +222,7 @@ def cross_check(
         problems.append(("jet.poll_max_seconds", "must be >= jet.poll_min_seconds"))
     if require_folders and not settings.folders:
         problems.append(("folders", "configure at least one [[folders]] entry"))
-    problems += _target_problems(settings)
+    problems += _target_problems(settings) + ops_problems(settings)
     return problems + folder_problems(list(enumerate(settings.folders)))
 
 
@@ -228,4 +239,27 @@ def _target_problems(settings: Settings) -> list[Problem]:
         if folder.target == "integration-manager" and not folder.job and im and not im.job_config:
             why = "required: the job config id to run (or set integration_manager.job_config)"
             problems.append((f"folders[{i}].job", why))
+    return problems
+
+
+def ops_problems(settings: Settings) -> list[Problem]:
+    """The console's actions need a token; the webhook needs an http(s) URL with a host."""
+    problems: list[Problem] = []
+    http = settings.http
+    if http.actions and http.token is None and http.token_file is None:
+        problems.append(
+            ("http.token", "required when http.actions = true: set token or token_file")
+        )
+    elif http.token is not None and len(http.token.get_secret_value()) < MIN_TOKEN_CHARS:
+        problems.append(("http.token", f"too short: use at least {MIN_TOKEN_CHARS} characters"))
+    url = settings.notify.webhook_url
+    if url is not None:
+        try:
+            parts = urlsplit(url.get_secret_value())
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            usable = False
+        if not usable:
+            # Never the value itself: the path of a chat webhook is its key.
+            problems.append(("notify.webhook_url", "not an http(s) URL with a host"))
     return problems

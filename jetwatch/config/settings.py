@@ -73,6 +73,14 @@ class LedgerSettings(_Section):
 
 class HttpSettings(_Section):
     listen: str = "127.0.0.1:9108"
+    actions: bool = False  # the console's retry / re-check buttons; they need the token
+    token: SecretStr | None = None
+    token_file: Path | None = None
+
+    @field_validator("token", "token_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("listen")
     @classmethod
@@ -84,11 +92,30 @@ class HttpSettings(_Section):
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
+    file_lines_per_minute: int = Field(1000, ge=0)  # file_delivered lines; above: summaries
 
     @field_validator("level", "format", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+
+NotifyEventName = Literal["failed", "held", "recovered", "down"]
+NOTIFY_EVENTS: tuple[NotifyEventName, ...] = ("failed", "held", "recovered", "down")
+
+
+class NotifySettings(_Section):
+    webhook_url: SecretStr | None = None  # a secret: chat webhooks carry the key in the path
+    webhook_url_file: Path | None = None
+    events: list[NotifyEventName] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
+    timeout_seconds: float = Field(10.0, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    queue_size: int = Field(100, ge=1)
+
+    @field_validator("webhook_url", "webhook_url_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
 
 class DaemonSettings(_Section):
@@ -161,6 +188,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     log: LogSettings = LogSettings()
     daemon: DaemonSettings = DaemonSettings()
+    notify: NotifySettings = NotifySettings()
     folders: list[FolderSettings] = Field(default_factory=list)
 
     @classmethod

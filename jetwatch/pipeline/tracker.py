@@ -19,12 +19,14 @@ import structlog
 from jetwatch import metrics
 from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
+from jetwatch.domain.progress import ProgressBoard
 from jetwatch.domain.retry import plan_retry
 from jetwatch.domain.states import BatchRow
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.target import Progress
 from jetwatch.domain.wake import Stage, Wakeups, run_stage
 from jetwatch.errors import ApiError, NotFoundError
+from jetwatch.pipeline.filelog import FileLines
 from jetwatch.pipeline.presence import live_files
 from jetwatch.targets.registry import TargetRegistry
 
@@ -47,7 +49,8 @@ class Tracker:
     """Polls SUBMITTED batches' submissions; writes COMPLETED or FAILED (+ retry plan).
 
     ``poll_bounds`` maps a target kind to its (poll_min_s, poll_max_s); other kinds use
-    ``poll_min_s`` and ``poll_max_s``.
+    ``poll_min_s`` and ``poll_max_s``. Each poll's progress goes on ``board`` (what status
+    and the console show); ``file_lines`` writes the per-file log lines of finished batches.
     """
 
     def __init__(
@@ -62,8 +65,12 @@ class Tracker:
         max_concurrent: int = 8,
         wakeups: Wakeups,
         clock: Clock = SYSTEM_CLOCK,
+        board: ProgressBoard | None = None,
+        file_lines: FileLines | None = None,
     ) -> None:
         self._ledger = ledger
+        self.board = board or ProgressBoard()
+        self._file_lines = file_lines or FileLines(ledger)
         self._targets = targets
         self._folders = folders
         self._poll_min_s = poll_min_s
@@ -87,6 +94,7 @@ class Tracker:
         live = {b.id for b in batches}
         for gone in set(self._schedule) - live:
             del self._schedule[gone]
+        self.board.retain(live)
         due = []
         for batch in batches:
             sched = self._schedule.get(batch.id)
@@ -142,6 +150,10 @@ class Tracker:
             sched.next_at = self._clock.monotonic() + sched.interval_s
             return
         now = self._clock.monotonic()
+        self.board.observe(
+            batch.id, folder=batch.folder, handle=batch.delivery_id, files=batch.file_count,
+            bytes_total=batch.total_bytes, progress=progress, now=now, wall=self._clock.wall(),
+        )  # fmt: skip
         if not progress.done:
             self._reschedule(sched, progress, now, poll_min_s, poll_max_s)
         elif progress.failed:
@@ -176,6 +188,10 @@ class Tracker:
         metrics.FILES_TRANSFERRED.labels(label).inc(progress.transferred)
         metrics.FILES_SKIPPED.labels(label).inc(progress.skipped)
         metrics.BYTES_TRANSFERRED.labels(label).inc(size)
+        files_done = progress.transferred + progress.skipped
+        self.board.finish(
+            batch.id, folder=label, files=files_done, size=size, wall=self._clock.wall()
+        )
         log.info(
             "delivery_completed",
             transferred=progress.transferred,
@@ -183,6 +199,7 @@ class Tracker:
             bytes=size,
             seconds=round(took_s, 2),
         )
+        await self._file_lines.delivered(batch, size=size, now=self._clock.monotonic())
         self._wakeups.wake(Stage.ACTIONS)
 
     async def _finish_failed(self, batch: BatchRow, reason: str) -> None:
@@ -195,10 +212,13 @@ class Tracker:
         plan = plan_retry(batch, files, max_attempts, backoff, now)
         await self._ledger.fail_batch(batch.id, reason, now, plan.retries, plan.give_up)
         self._schedule.pop(batch.id, None)
+        self.board.forget(batch.id)
         if plan.give_up:
             metrics.FILES_FAILED.labels(batch.folder).inc(len(plan.give_up))
-            paths = [f.relpath for f in files if f.id in set(plan.give_up)]
+            given_up = [f for f in files if f.id in set(plan.give_up)]
+            paths = [f.relpath for f in given_up]
             log.error("files_failed", reason=reason, paths=paths[:20], count=len(paths))
+            self._file_lines.failed(batch, given_up, reason, self._clock.monotonic())
         log.warning(
             "delivery_failed",
             reason=reason,

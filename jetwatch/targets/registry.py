@@ -148,6 +148,10 @@ class TargetRegistry:
         self._set(TargetState(label, old.kind, old.ref, old.ident, paused, why, now, reason))
         self._wake.set()
 
+    def request_check(self) -> None:
+        """Check every target soon (an operator asked), not only at the next ``recheck_s``."""
+        self._wake.set()
+
     async def run(self) -> None:
         """Check every target now, then every ``recheck_s`` (sooner when asked), forever."""
         failures = 0

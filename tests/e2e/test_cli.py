@@ -173,3 +173,26 @@ async def test_ledger_retry_failed(tmp_path: Path) -> None:
         counts = (await ledger.counts("in"))["in"]
     assert counts.get(FileState.FAILED, 0) == 0
     assert counts[FileState.STABLE] == 1
+
+
+async def test_check_names_console_and_webhook_without_their_secrets(tmp_path: Path) -> None:
+    """check says where the console listens and where notifications go: host only."""
+    cfg = config(tmp_path)
+    cfg["http"] = {"listen": "0.0.0.0:9108", "actions": True, "token": "tok-0123456789abcdef"}
+    cfg["notify"] = {"webhook_url": "http://hooks.example.com/services/T0/B0/SECRETKEY"}
+    path = write_toml(tmp_path / "c.toml", cfg)
+    result = await run_cli("check", "--config", str(path))
+    assert result.code == 0, result.output
+    assert "console: http://0.0.0.0:9108/ (actions on, token set)" in result.stdout
+    assert "notify: webhook at http://hooks.example.com for failed, held, recovered, down" in (
+        result.stdout
+    )
+    assert "warning: http.actions: on, and http.listen 0.0.0.0:9108 is reachable" in result.stdout
+    assert "warning: notify.webhook_url: plain http to another host" in result.stdout
+    assert "SECRETKEY" not in result.output
+    assert "tok-0123456789abcdef" not in result.output
+    cfg["notify"] = {"webhook_url": "ftp://hooks.example.com/services/T0/B0/SECRETKEY"}
+    bad = await run_cli("check", "--config", str(write_toml(tmp_path / "bad.toml", cfg)))
+    assert bad.code == 2
+    assert "config error: notify.webhook_url: not an http(s) URL with a host" in bad.stderr
+    assert "SECRETKEY" not in bad.output

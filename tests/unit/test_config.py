@@ -343,3 +343,47 @@ def test_example_target_sections_uncommented_load() -> None:
     assert settings.integration_manager.job_config == "44"
     assert settings.jetstream is not None
     assert settings.jetstream.destination_host == "receiver.example.com"
+
+
+# ---- [http] actions and token, [notify] ------------------------------------------------
+
+
+def test_console_actions_need_a_long_enough_token(tmp_path: Path) -> None:
+    """actions = true without a token, or with a short one, is a problem naming http.token."""
+    cfg = minimal(tmp_path)
+    cfg["http"] = {"actions": True}
+    found = problems_of(write_toml(tmp_path / "a.toml", cfg))
+    assert found == {"http.token": "required when http.actions = true: set token or token_file"}
+    cfg["http"] = {"actions": True, "token": "short"}
+    found = problems_of(write_toml(tmp_path / "b.toml", cfg))
+    assert found == {"http.token": "too short: use at least 16 characters"}
+    (tmp_path / "token").write_text("a-token-from-a-file-0123\n", encoding="utf-8")
+    cfg["http"] = {"actions": True, "token_file": "token"}
+    settings = load_settings(write_toml(tmp_path / "c.toml", cfg))
+    assert settings.http.actions is True
+    assert settings.http.token is not None
+    assert settings.http.token.get_secret_value() == "a-token-from-a-file-0123"
+    assert load_settings(write_toml(tmp_path / "d.toml", minimal(tmp_path))).http.actions is False
+
+
+def test_webhook_url_is_checked_without_being_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad URL names notify.webhook_url, never its value; env and a file may set it."""
+    cfg = minimal(tmp_path)
+    cfg["notify"] = {"webhook_url": "hooks.example.com/services/SECRETKEY", "events": ["failed"]}
+    found = problems_of(write_toml(tmp_path / "a.toml", cfg))
+    assert found == {"notify.webhook_url": "not an http(s) URL with a host"}
+    cfg["notify"] = {"events": ["exploded"]}
+    assert "notify.events[0]" in problems_of(write_toml(tmp_path / "b.toml", cfg))
+    (tmp_path / "hook").write_text("https://hooks.example.com/services/FROMFILE\n", "utf-8")
+    cfg["notify"] = {"webhook_url_file": str(tmp_path / "hook")}
+    settings = load_settings(write_toml(tmp_path / "c.toml", cfg))
+    assert settings.notify.webhook_url is not None
+    assert settings.notify.webhook_url.get_secret_value().endswith("/FROMFILE")
+    assert settings.notify.events == ["failed", "held", "recovered", "down"]
+    assert "FROMFILE" not in repr(settings)
+    monkeypatch.setenv("JETWATCH_NOTIFY__WEBHOOK_URL", "https://hooks.example.com/services/ENV")
+    settings = load_settings(write_toml(tmp_path / "d.toml", cfg))
+    assert settings.notify.webhook_url is not None
+    assert settings.notify.webhook_url.get_secret_value().endswith("/ENV")

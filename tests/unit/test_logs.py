@@ -14,7 +14,14 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from jetwatch.logs import configure_logging, redact_secrets, register_secret
+from jetwatch.logs import (
+    add_tap,
+    configure_logging,
+    redact_secrets,
+    register_secret,
+    remove_tap,
+)
+from jetwatch.ops.events import EventFeed
 
 
 class _Tty(io.StringIO):
@@ -226,3 +233,18 @@ def test_module_loggers_follow_reconfiguration() -> None:
     with structlog.testing.capture_logs() as logs:
         log.info("after")
     assert [e["event"] for e in logs] == ["after"]
+
+
+def test_taps_see_info_even_when_the_log_level_is_warning() -> None:
+    """The console's events and the webhooks do not depend on the configured log level."""
+    out = io.StringIO()
+    feed = EventFeed()
+    configure_logging("warning", "json", out)
+    add_tap(feed.tap)
+    try:
+        structlog.get_logger("jetwatch.test").info("batch_held", folder="in", reason="paused")
+        structlog.get_logger("jetwatch.test").debug("hidden")
+    finally:
+        remove_tap(feed.tap)
+    assert [e.name for e in feed.recent()] == ["batch_held"]
+    assert "batch_held" not in out.getvalue()  # the log itself stays at warning
