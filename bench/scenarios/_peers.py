@@ -63,12 +63,15 @@ class Tally:
              reports=self.reports)  # fmt: skip
 
 
-async def watch_with_watchfiles(root: str, tally: Tally) -> None:
-    """awatch with its defaults (debounce 1600 ms, step 50 ms), as a user would call it."""
+async def watch_with_watchfiles(root: str, tally: Tally, timeout_ms: int = 200) -> None:
+    """awatch with its defaults (debounce 1600 ms, step 50 ms), as a user would call it;
+    it wakes every ``timeout_ms`` (its default is 5,000) to notice a stop."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     ready = False
-    async for changes in awatch(root, stop_event=stop, yield_on_timeout=True, rust_timeout=200):
+    async for changes in awatch(
+        root, stop_event=stop, yield_on_timeout=True, rust_timeout=timeout_ms
+    ):
         if not ready:
             ready = True
             emit("ready")  # the first (timeout) yield comes after the watches exist
@@ -135,12 +138,13 @@ def main() -> int:
     parser.add_argument("tool", choices=["watchfiles", "inotifywait", "inotify"])
     parser.add_argument("root")
     parser.add_argument("--per-file", action="store_true")
+    parser.add_argument("--timeout-ms", type=int, default=200, help="watchfiles' rust_timeout")
     args = parser.parse_args()
     root = os.path.abspath(args.root)
     tally = Tally(root, args.per_file)
     try:
         if args.tool == "watchfiles":
-            asyncio.run(watch_with_watchfiles(root, tally))
+            asyncio.run(watch_with_watchfiles(root, tally, args.timeout_ms))
         elif args.tool == "inotify":
             watch_with_raw_inotify(root, tally)
         else:

@@ -1,8 +1,9 @@
 """Idle cost: CPU (% of one core) and RSS of the daemon watching the big tree, nothing new.
 
-Floors in the same run: for CPU, raw ``watchfiles.awatch`` watching the same tree over the
-same window (started before it, idle too); for RSS, a process with the daemon's imports
-holding the fingerprints of the tree's files (``_floors``, shared with ``startup``).
+Floors in the same run: for CPU, raw ``watchfiles.awatch`` (all its defaults) watching the
+same tree over the same window (started before it, idle too); for RSS, a process with the
+daemon's imports holding the fingerprints of the tree's files (``_floors``, shared with
+``startup``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ CALM_S = 1.0  # after ready: let start-up work (token, job lookup, first polls) 
 
 
 def raw_watcher(root: str) -> ChildProcess:
-    return ChildProcess([sys.executable, "-m", "bench.scenarios._peers", "watchfiles", root])
+    """Raw awatch on ``root`` with all its defaults (it wakes every 5 s)."""
+    cmd = [sys.executable, "-m", "bench.scenarios._peers", "watchfiles", root]
+    return ChildProcess([*cmd, "--timeout-ms", "5000"])
 
 
 async def run(ctx: Context) -> Result:

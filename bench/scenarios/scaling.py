@@ -81,7 +81,9 @@ def figures(n: int, burst: Outcome, start: dict[str, Any]) -> dict[str, tuple[An
 
 def ratio(pair: tuple[Any, Any]) -> float | None:
     value, floor = pair
-    return None if value is None or not floor else float(value) / float(floor)
+    if value is None or not floor or value <= 0:
+        return None  # as Row.ratio: a burst done within settle + linger has no own time
+    return float(value) / float(floor)
 
 
 def table(sizes: tuple[int, ...], per_size: dict[int, dict[str, tuple[Any, Any]]]) -> str:
