@@ -44,9 +44,9 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        """value ÷ floor; None without a floor, or for a value ≤ 0 (e.g. a burst all POSTed
-        before settle + linger ran out: nothing of its own to compare)."""
-        if self.value is None or not self.floor or self.value <= 0:
+        """value ÷ floor; None without a floor, or when either is ≤ 0 (e.g. a burst all
+        POSTed before settle + linger ran out: nothing of its own to compare)."""
+        if self.value is None or self.floor is None or self.value <= 0 or self.floor <= 0:
             return None
         return self.value / self.floor
 

@@ -179,7 +179,8 @@ def report_probe(result: Result, ours: Outcome) -> None:
                 floor_label="idle daemon, same probe",
             )
     result.notes.append(
-        "probe: a separate process asks each path 5×/s (/metrics 2×/s) over a kept-alive "
+        "probe: a separate process asks /healthz, /readyz, / 5×/s and /status, /metrics "
+        "2×/s, each over a kept-alive "
         "connection, from the first rename until every file is DONE; floors are the same "
         f"figures over {IDLE_PROBE_S:g} s with the daemon idle just before; loop lag is the "
         "daemon's own 0.5 s sleeper (/healthz loop_lag_s, jetwatch_loop_lag_seconds)"

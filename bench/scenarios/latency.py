@@ -149,6 +149,8 @@ def report(
         target=100.0,
         floor=None if not raw else 1000 * (percentile(raw, 50) or 0.0),
         floor_label="raw inotify: close → event read",
+        note="the floor can be ≤ 0: the reader got the event before the writer, just out "
+        "of close(), took the time; no ratio then",
     )
     own = sorted(t - base_s for t in ours)
     result.add("max beyond settle + linger", 1000 * own[-1] if own else None, "ms",
