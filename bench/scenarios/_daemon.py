@@ -37,34 +37,59 @@ def write_config(
     ledger: Path,
     job: str,
     log_level: str = "info",
+    ledger_keys: dict[str, object] | None = None,
     **folder_opts: object,
 ) -> Path:
     """A daemon config: one folder named "bench", JSON logs, ops on a free port.
 
     Everything else is jetwatch's default (rate limit, poll intervals, linger, max_files)
-    except what the scenario passes, and settle 1 s.
+    except what the scenario passes, and settle 1 s. ``ledger_keys`` replaces the
+    ``[ledger]`` section (``{"path": ledger}`` by default): another ledger backend.
     """
-    opts = {"settle_seconds": 1.0, **folder_opts}
+    folders = [{"name": "bench", "path": folder, "job": job, **folder_opts}]
+    return write_config_multi(
+        path,
+        base_url=base_url,
+        folders=folders,
+        ledger_keys=ledger_keys or {"path": ledger},
+        log_level=log_level,
+    )
+
+
+def write_config_multi(
+    path: Path,
+    *,
+    base_url: str,
+    folders: list[dict[str, object]],
+    ledger_keys: dict[str, object],
+    log_level: str = "info",
+) -> Path:
+    """A daemon config with several ``[[folders]]`` (each settle 1 s unless given)."""
     lines = [
         "[jet]",
         f"base_url = {toml_value(base_url)}",
         f"client_id = {toml_value(CLIENT_ID)}",
         f"client_secret = {toml_value(CLIENT_SECRET)}",
         "[ledger]",
-        f"path = {toml_value(ledger)}",
+        *(f"{key} = {toml_value(value)}" for key, value in ledger_keys.items()),
         "[http]",
         'listen = "127.0.0.1:0"',
         "[log]",
         f"level = {toml_value(log_level)}",
         'format = "json"',
-        "[[folders]]",
-        'name = "bench"',
-        f"path = {toml_value(folder)}",
-        f"job = {toml_value(job)}",
-        *(f"{key} = {toml_value(value)}" for key, value in opts.items()),
     ]
+    for folder in folders:
+        opts = {"settle_seconds": 1.0, **folder}
+        lines.append("[[folders]]")
+        lines += [f"{key} = {toml_value(value)}" for key, value in opts.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a process so far, every thread included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def event_time(event: dict[str, Any]) -> float:
@@ -148,13 +173,17 @@ class DaemonProcess:
         await wait_until(seen, timeout_s, 0.05)
         return found[0] if found else None
 
+    def ops_url(self) -> str | None:
+        """The ops server's base URL, from its ``ops_server_started`` event."""
+        event = self.find("ops_server_started")
+        return None if event is None else str(event["url"])
+
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
     def cpu_s(self) -> float:
         """User + system CPU seconds of the daemon so far, every thread included."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return cpu_of(self.pid)
 
     def memory_mb(self) -> tuple[float, float]:
         """(VmRSS, VmHWM) in MB: resident now and the peak so far."""

@@ -15,6 +15,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 QUEUED_EVENTS = Path("/proc/sys/fs/inotify/max_queued_events")
+USER_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 CLIENT_ID, CLIENT_SECRET = "demo", "demo-secret"
 
 
@@ -23,7 +24,12 @@ CLIENT_ID, CLIENT_SECRET = "demo", "demo-secret"
 
 @dataclass
 class Row:
-    """One figure: jetwatch's value, its target, and the peers' values for the same thing."""
+    """One figure: jetwatch's value, its floor and target, and the peers' values.
+
+    The floor is the raw cost of the same work measured in the same run on the same files
+    (``floor_label`` says which); the ratio value ÷ floor is what holds across machines.
+    ``target`` is an absolute bound, ``target_ratio`` a bound on the ratio; ``ok`` needs both.
+    """
 
     metric: str
     value: float | None
@@ -32,12 +38,29 @@ class Row:
     better: str = "lower"  # or "higher"
     peers: dict[str, float | str | None] = field(default_factory=dict)
     note: str = ""
+    floor: float | None = None
+    floor_label: str = ""
+    target_ratio: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        """value ÷ floor; None without a floor, or when either is ≤ 0 (e.g. a burst all
+        POSTed before settle + linger ran out: nothing of its own to compare)."""
+        if self.value is None or self.floor is None or self.value <= 0 or self.floor <= 0:
+            return None
+        return self.value / self.floor
 
     @property
     def ok(self) -> bool | None:
-        if self.target is None or self.value is None:
+        checks: list[bool] = []
+        if self.target is not None and self.value is not None:
+            lower = self.value <= self.target
+            checks.append(lower if self.better == "lower" else self.value >= self.target)
+        if self.target_ratio is not None and self.ratio is not None:
+            checks.append(self.ratio <= self.target_ratio)
+        if not checks:
             return None
-        return self.value <= self.target if self.better == "lower" else self.value >= self.target
+        return all(checks)
 
 
 @dataclass
@@ -50,9 +73,12 @@ class Result:
     notes: list[str] = field(default_factory=list)
     status: str = "ok"
     seconds: float = 0.0
+    tables: list[str] = field(default_factory=list)  # extra markdown (the scaling table)
 
     def add(self, metric: str, value: float | None, unit: str = "", **kw: Any) -> Row:
-        row = Row(metric, None if value is None else round(float(value), 4), unit, **kw)
+        if kw.get("floor") is not None:
+            kw["floor"] = round(float(kw["floor"]), 6)
+        row = Row(metric, None if value is None else round(float(value), 6), unit, **kw)
         self.rows.append(row)
         return row
 
@@ -83,6 +109,11 @@ class Context:
 
     def size(self, quick: int, full: int) -> int:
         return quick if self.quick else full
+
+
+def load_avg() -> list[float]:
+    """The 1, 5 and 15 minute load averages: figures measured under load say so."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def say(message: str) -> None:
@@ -173,3 +204,23 @@ def restore_queue_limit(old: int) -> None:
     with contextlib.suppress(OSError):
         if QUEUED_EVENTS.read_text().strip() != str(old):
             QUEUED_EVENTS.write_text(str(old))
+
+
+def raise_user_instances(at_least: int) -> int | None:
+    """Raise fs.inotify.max_user_instances to ``at_least`` (needs root) for a daemon with
+    more folders than the default 128 allows (deploy/edge.md raises it too), so that it
+    and the other programs of this user keep getting inotify instances. Returns the old
+    value to restore, or None when nothing was changed (high enough, or refused)."""
+    try:
+        old = int(USER_INSTANCES.read_text().strip())
+        if old >= at_least:
+            return None
+        USER_INSTANCES.write_text(str(at_least))
+    except (OSError, ValueError):
+        return None
+    return old
+
+
+def restore_user_instances(old: int) -> None:
+    with contextlib.suppress(OSError):
+        USER_INSTANCES.write_text(str(old))

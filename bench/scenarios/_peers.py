@@ -1,6 +1,8 @@
-"""Peer watchers run as child processes: raw ``watchfiles.awatch`` and ``inotifywait``.
+"""Peer watchers run as child processes: raw ``watchfiles.awatch``, ``inotifywait``, and
+raw ``inotify`` (the kernel's events read directly through libc, ROOT only, not its
+subdirectories: the floor of noticing a file).
 
-Usage: ``python -m bench.scenarios._peers watchfiles|inotifywait ROOT [--per-file]``.
+Usage: ``python -m bench.scenarios._peers watchfiles|inotifywait|inotify ROOT [--per-file]``.
 Speaks JSON lines on stdout: ``{"kind": "ready"}`` once the watch is in place, then
 ``seen`` lines (with ``--per-file``), and a ``summary`` when stopped with SIGTERM: how
 many distinct files it reported, when the first and the last report came.
@@ -10,10 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import ctypes.util
 import json
 import os
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -57,12 +63,15 @@ class Tally:
              reports=self.reports)  # fmt: skip
 
 
-async def watch_with_watchfiles(root: str, tally: Tally) -> None:
-    """awatch with its defaults (debounce 1600 ms, step 50 ms), as a user would call it."""
+async def watch_with_watchfiles(root: str, tally: Tally, timeout_ms: int = 200) -> None:
+    """awatch with its defaults (debounce 1600 ms, step 50 ms), as a user would call it;
+    it wakes every ``timeout_ms`` (its default is 5,000) to notice a stop."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     ready = False
-    async for changes in awatch(root, stop_event=stop, yield_on_timeout=True, rust_timeout=200):
+    async for changes in awatch(
+        root, stop_event=stop, yield_on_timeout=True, rust_timeout=timeout_ms
+    ):
         if not ready:
             ready = True
             emit("ready")  # the first (timeout) yield comes after the watches exist
@@ -94,17 +103,50 @@ def watch_with_inotifywait(root: str, tally: Tally) -> None:
     proc.wait()
 
 
+IN_CLOSE_WRITE, IN_MOVED_TO = 0x08, 0x80
+EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
+
+
+def watch_with_raw_inotify(root: str, tally: Tally) -> None:
+    """inotify_init1 + inotify_add_watch(ROOT, IN_CLOSE_WRITE | IN_MOVED_TO) via libc; each
+    event is timed when read (select wakes at once, no debounce)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    fd = libc.inotify_init1(os.O_CLOEXEC)
+    if fd < 0 or libc.inotify_add_watch(fd, root.encode(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0:
+        raise OSError(ctypes.get_errno(), "inotify")
+    stop: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    emit("ready")
+    while not stop:
+        readable, _, _ = select.select([fd], [], [], 0.2)
+        if not readable:
+            continue
+        data, now = os.read(fd, 65536), time.time()
+        offset = 0
+        while offset < len(data):
+            _wd, _mask, _cookie, length = EVENT.unpack_from(data, offset)
+            start = offset + EVENT.size
+            name = data[start : start + length].rstrip(b"\0").decode("utf-8", "replace")
+            offset = start + length
+            tally.reports += 1
+            tally.note(os.path.join(root, name), now)
+    os.close(fd)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("tool", choices=["watchfiles", "inotifywait"])
+    parser.add_argument("tool", choices=["watchfiles", "inotifywait", "inotify"])
     parser.add_argument("root")
     parser.add_argument("--per-file", action="store_true")
+    parser.add_argument("--timeout-ms", type=int, default=200, help="watchfiles' rust_timeout")
     args = parser.parse_args()
     root = os.path.abspath(args.root)
     tally = Tally(root, args.per_file)
     try:
         if args.tool == "watchfiles":
-            asyncio.run(watch_with_watchfiles(root, tally))
+            asyncio.run(watch_with_watchfiles(root, tally, args.timeout_ms))
+        elif args.tool == "inotify":
+            watch_with_raw_inotify(root, tally)
         else:
             watch_with_inotifywait(root, tally)
     finally:

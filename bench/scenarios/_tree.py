@@ -1,4 +1,4 @@
-"""The big tree (startup, idle, scan-only): N empty files, all DONE in a ledger built once.
+"""Trees of N empty files, all DONE in a ledger built once (startup, idle, scaling, ...).
 
 Creating files is kernel-bound (a few thousand a second on a busy VM disk), so two threads
 create directories while the ledger is filled with the ones already made. With
@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.scenarios._harness import Context, say, stat_keys
@@ -26,13 +26,18 @@ FILES_PER_DIR = 1000
 BATCH_FILES = 1000
 ADD_CHUNK = 10_000
 CREATORS = 2
-NEW_DIR = "new"  # where scenarios drop new files; removed before the tree is reused
-QUICK_FILES = 20_000  # built in seconds even on a churned disk: --quick stays under a minute
+NEW_DIR = "new"  # where scenarios drop new files; removed (``tidy``) before a tree is reused
+QUICK_FILES = 20_000  # built in seconds even on a churned disk: --quick stays quick
+FULL_FILES = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
 class BigTree:
-    """A folder of ``files`` files and a ledger in which every one of them is DONE."""
+    """A tree of ``files`` files and a ledger in which every one of them is DONE.
+
+    ``folders`` maps each folder name to its path below ``root`` ("" when the root is the
+    one folder, named "bench").
+    """
 
     base: Path
     root: Path
@@ -41,18 +46,46 @@ class BigTree:
     dirs: int
     build_s: float
     reused: bool
+    folders: dict[str, str] = field(default_factory=lambda: {"bench": ""})
 
 
-def create_dirs(root: Path, n_files: int, dirs: range, done: queue.Queue[int | None]) -> None:
-    """Create the given directories' empty files; put each finished directory on ``done``."""
+@dataclass(frozen=True, slots=True)
+class DirJob:
+    """One directory of the tree: its folder, its path below the root and the folder."""
+
+    folder: str
+    below_root: str
+    below_folder: str
+    files: int
+
+
+def layout(n_files: int, n_folders: int = 0) -> list[DirJob]:
+    """The directories: ``n_folders`` = 0 is one folder "bench" at the root (d0000, d0001,
+    ...); otherwise folders m000, m001, ... below the root, ``n_files`` each."""
+    if not n_folders:
+        n_dirs = max(1, -(-n_files // FILES_PER_DIR))
+        sizes = [min(FILES_PER_DIR, n_files - d * FILES_PER_DIR) for d in range(n_dirs)]
+        return [DirJob("bench", f"d{d:04d}", f"d{d:04d}", k) for d, k in enumerate(sizes)]
+    jobs = []
+    per_folder = max(1, -(-n_files // FILES_PER_DIR))
+    for m in range(n_folders):
+        for d in range(per_folder):
+            k = min(FILES_PER_DIR, n_files - d * FILES_PER_DIR)
+            jobs.append(DirJob(f"m{m:03d}", f"m{m:03d}/d{d:04d}", f"d{d:04d}", k))
+    return jobs
+
+
+def create_dirs(root: Path, jobs: list[DirJob], done: queue.Queue[int | None], mine: range) -> None:
+    """Create the given directories' empty files; put each finished one's index on ``done``."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
-        for d in dirs:
-            path = os.path.join(os.fspath(root), f"d{d:04d}")
+        for index in mine:
+            job = jobs[index]
+            path = os.path.join(os.fspath(root), job.below_root)
             os.makedirs(path, exist_ok=True)
-            for i in range(min(FILES_PER_DIR, n_files - d * FILES_PER_DIR)):
+            for i in range(job.files):
                 os.close(os.open(os.path.join(path, f"f{i:04d}.dat"), flags, 0o644))
-            done.put(d)
+            done.put(index)
     finally:
         done.put(None)
 
@@ -89,12 +122,11 @@ class Populator:
         self.total += len(ids)
 
 
-def build(root: Path, ledger_path: Path, n_files: int) -> tuple[int, int]:
-    """Create the tree and its ledger; returns (directories, files in the ledger)."""
-    n_dirs = max(1, -(-n_files // FILES_PER_DIR))
+def build(root: Path, ledger_path: Path, jobs: list[DirJob]) -> int:
+    """Create the tree and its ledger; returns the files in the ledger."""
     done: queue.Queue[int | None] = queue.Queue()
     creators = [
-        threading.Thread(target=create_dirs, args=(root, n_files, range(k, n_dirs, CREATORS), done))
+        threading.Thread(target=create_dirs, args=(root, jobs, done, range(k, len(jobs), CREATORS)))
         for k in range(CREATORS)
     ]
     for thread in creators:
@@ -103,22 +135,26 @@ def build(root: Path, ledger_path: Path, n_files: int) -> tuple[int, int]:
     async def populate() -> int:
         finished = 0
         async with await SqliteLedger.open(ledger_path) as ledger:
-            populator = Populator(ledger)
+            populators: dict[str, Populator] = {}
             while finished < CREATORS:
-                d = await asyncio.to_thread(done.get)
-                if d is None:
+                index = await asyncio.to_thread(done.get)
+                if index is None:
                     finished += 1
                     continue
-                dir_keys = stat_keys(root / f"d{d:04d}")
-                await populator.add([FileKey(f"d{d:04d}/{rel}", *rest) for rel, *rest in dir_keys])
-            if populator.keys:
-                await populator.flush()
-        return populator.total
+                job = jobs[index]
+                populator = populators.setdefault(job.folder, Populator(ledger, job.folder))
+                dir_keys = stat_keys(root / job.below_root)
+                prefix = job.below_folder + "/"
+                await populator.add([FileKey(prefix + rel, *rest) for rel, *rest in dir_keys])
+            for populator in populators.values():
+                if populator.keys:
+                    await populator.flush()
+        return sum(p.total for p in populators.values())
 
     total = asyncio.run(populate())
     for thread in creators:
         thread.join()
-    return n_dirs, total
+    return total
 
 
 def upgrade(pristine: Path, ctx: Context) -> None:
@@ -152,8 +188,9 @@ def build_in_background(ctx: Context) -> None:
     Only ``latency`` runs beside it (its figures are settle timers, not CPU); the runner
     awaits ``wait_for_background`` before any other scenario.
     """
-    if "big_tree" not in ctx.cache and "big_tree_task" not in ctx.cache:
-        ctx.cache["big_tree_task"] = asyncio.create_task(_make_big_tree(ctx), name="big-tree")
+    n_files = ctx.size(QUICK_FILES, FULL_FILES)
+    if f"tree:{n_files}:0" not in ctx.cache and "big_tree_task" not in ctx.cache:
+        ctx.cache["big_tree_task"] = asyncio.create_task(tree(ctx, n_files), name="big-tree")
 
 
 async def wait_for_background(ctx: Context) -> None:
@@ -161,40 +198,68 @@ async def wait_for_background(ctx: Context) -> None:
     if isinstance(task, asyncio.Task):
         if not task.done():
             say("waiting for the big tree being built in the background")
-        ctx.cache["big_tree"] = await task
+        await task
 
 
 async def big_tree(ctx: Context) -> BigTree:
-    """Build the tree and its ledger once per run (or once per ``--cache``); reuse after."""
+    """The big tree (20,000 or 1,000,000 files): startup, idle, scan_only, scaling."""
     await wait_for_background(ctx)
-    cached = ctx.cache.get("big_tree")
-    if isinstance(cached, BigTree) and cached.files == ctx.size(QUICK_FILES, 1_000_000):
+    return await tree(ctx, ctx.size(QUICK_FILES, FULL_FILES))
+
+
+async def tree(ctx: Context, n_files: int, n_folders: int = 0) -> BigTree:
+    """A tree of ``n_files`` files (per folder, with ``n_folders``), all DONE in a ledger:
+    built once per run (or once per ``--cache``), reused after."""
+    key = f"tree:{n_files}:{n_folders}"
+    cached = ctx.cache.get(key)
+    if isinstance(cached, BigTree):
         return cached
-    tree = await _make_big_tree(ctx)
-    ctx.cache["big_tree"] = tree
-    return tree
+    built = await _make_tree(ctx, n_files, n_folders)
+    ctx.cache[key] = built
+    return built
 
 
-async def _make_big_tree(ctx: Context) -> BigTree:
-    n_files = ctx.size(QUICK_FILES, 1_000_000)
-    home = (ctx.cache_dir or ctx.work) / f"big-{n_files}"
+def tidy(root: Path, jobs: list[DirJob]) -> None:
+    """Remove what scenarios added to a tree (new files, bursts, staging): anything that is
+    not one of its directories or their files, so that a reused tree is the one built."""
+    keep_dirs = {job.below_root for job in jobs}
+    keep_parents = {job.below_root.rpartition("/")[0] for job in jobs} - {""}
+    for parent in ["", *sorted(keep_parents)]:
+        with os.scandir(root / parent) as entries:
+            for entry in entries:
+                rel = f"{parent}/{entry.name}" if parent else entry.name
+                if rel in keep_dirs or rel in keep_parents:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+
+
+async def _make_tree(ctx: Context, n_files: int, n_folders: int) -> BigTree:
+    name = f"big-{n_files}" if not n_folders else f"folders-{n_folders}x{n_files}"
+    home = (ctx.cache_dir or ctx.work) / name
     root, pristine, stamp = home / "in", home / "ledger.pristine.db", home / "complete"
-    work_ledger = ctx.work / "big" / "ledger.db"
-    work_ledger.parent.mkdir(parents=True, exist_ok=True)
+    base = ctx.work / f"tree-{name}"
+    work_ledger = base / "ledger.db"
+    base.mkdir(parents=True, exist_ok=True)
+    jobs = layout(n_files, n_folders)
     started = time.monotonic()
     reused = stamp.exists()
+    total = n_files * max(1, n_folders)
     if reused:
-        say(f"reusing the cached tree of {n_files:,} files in {home}")
-        shutil.rmtree(root / NEW_DIR, ignore_errors=True)
-        n_dirs, total = (int(x) for x in stamp.read_text().split())
+        say(f"reusing the cached tree of {total:,} files in {home}")
+        await asyncio.to_thread(tidy, root, jobs)
+        total = int(stamp.read_text().split()[1])
         await asyncio.to_thread(upgrade, pristine, ctx)
     else:
         shutil.rmtree(home, ignore_errors=True)
         root.mkdir(parents=True)
-        say(f"creating {n_files:,} files and taking them to DONE in a ledger")
-        n_dirs, total = await asyncio.to_thread(build, root, pristine, n_files)
-        stamp.write_text(f"{n_dirs} {total}\n")
+        say(f"creating {total:,} files and taking them to DONE in a ledger")
+        total = await asyncio.to_thread(build, root, pristine, jobs)
+        stamp.write_text(f"{len(jobs)} {total}\n")
     await asyncio.to_thread(shutil.copyfile, pristine, work_ledger)
     build_s = time.monotonic() - started
-    say(f"big tree ready in {build_s:.1f} s")
-    return BigTree(ctx.work / "big", root, work_ledger, total, n_dirs, build_s, reused)
+    say(f"tree {name} ready in {build_s:.1f} s")
+    folders = {"bench": ""} if not n_folders else {j.folder: j.folder for j in jobs}
+    return BigTree(base, root, work_ledger, total, len(jobs), build_s, reused, folders)
