@@ -125,6 +125,18 @@ WATCH_MODE = Gauge(
     ["folder", "mode"],
     registry=REGISTRY,
 )
+INOTIFY_WATCHES = Gauge(
+    "jetwatch_inotify_watches",
+    "inotify watches the folder's event watcher holds, as its last audit found.",
+    ["folder"],
+    registry=REGISTRY,
+)
+WATCH_FAILURES = Counter(
+    "jetwatch_watch_failures_total",
+    "Event watchers ended (failed, incomplete or deaf) and replaced by scans.",
+    ["folder"],
+    registry=REGISTRY,
+)
 LEDGER_BYTES = Gauge(
     "jetwatch_ledger_bytes",
     "Size of the ledger file and its WAL.",

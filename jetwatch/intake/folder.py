@@ -77,15 +77,10 @@ class FolderIntake:
         self._state = WatchState(WatchMode.SCAN, "starting", clock.wall())
         self._blocked = ""
         self._last_full_scan: ScanReport | None = None  # to record in the ledger
-        self._watcher_failure = ""  # set once the event library failed: scanning since
-        self.watch = self._new_watch(folder.poll)
-
-    def _new_watch(self, poll: str) -> FolderWatch:
-        folder = self.folder
-        return FolderWatch(
+        self.watch = FolderWatch(
             name=self.label,
             root=folder.path,
-            poll=poll,
+            poll=folder.poll,
             scan_interval_s=folder.scan_interval_seconds,
             reconcile_s=folder.reconcile_seconds,
             accept=self._filter.scanned_file,
@@ -96,10 +91,8 @@ class FolderIntake:
 
     @property
     def health(self) -> IntakeHealth:
-        reason = self._state.reason
-        if self._watcher_failure and self._state.mode == WatchMode.SCAN:
-            reason = f"{self._watcher_failure}; scanning instead"
-        return IntakeHealth(self._first_scan.is_set(), str(self._state.mode), reason, self._blocked)
+        state = self._state
+        return IntakeHealth(self._first_scan.is_set(), str(state.mode), state.reason, self._blocked)
 
     def oldest_pending_age_s(self) -> float | None:
         """How long the oldest file not yet in the ledger has been waiting (None: none)."""
@@ -120,29 +113,8 @@ class FolderIntake:
         self._known = await self._ledger.known_fingerprints(self.label)
         log.info("intake_started", folder=self.label, known_files=len(self._known))
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._watch_loop(), name=f"watch:{self.label}")
+            tg.create_task(self.watch.run(), name=f"watch:{self.label}")
             tg.create_task(self._settle_loop(), name=f"settle:{self.label}")
-
-    async def _watch_loop(self) -> None:
-        """Run the watcher; if the event library itself fails, keep the folder by scanning.
-
-        watchfiles raises from its worker (wrapped in an ExceptionGroup by anyio) e.g. for a
-        file name that is not UTF-8: one odd name must not stop every folder of the daemon.
-        """
-        while True:
-            try:
-                await self.watch.run()
-            except* (OSError, RuntimeError) as group:
-                if self._watcher_failure or self.watch.state.mode != WatchMode.EVENTS:
-                    raise  # not the event library: a bug the process must see
-                self._watcher_failure = f"event watcher failed: {_first_leaf(group)}"
-            log.error(
-                "watch_fallback_to_scan",
-                folder=self.label,
-                reason=self._watcher_failure,
-                scan_interval_s=self.folder.scan_interval_seconds,
-            )
-            self.watch = self._new_watch("scan")
 
     async def _settle_loop(self) -> None:
         while True:
@@ -299,11 +271,3 @@ class FolderIntake:
             self._bad_names.add(relpath)
         metrics.FILES_IGNORED.labels(self.label, problem).inc()
         log.warning("file_name_skipped", folder=self.label, path=ascii(relpath), problem=problem)
-
-
-def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first non-group exception inside ``group`` (anyio nests them)."""
-    first: BaseException = group
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first

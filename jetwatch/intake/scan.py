@@ -26,6 +26,7 @@ log = structlog.get_logger(__name__)
 
 Accept = Callable[[str], bool]
 BadName = Callable[[str, str], None]
+DirsSeen = list[tuple[str, int]]  # (relative path, inode from the listing) of directories
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +52,21 @@ class ScanReport:
 class _Walker:
     """Lists directories for a walk: accepted files out, subdirectories and index noted."""
 
-    __slots__ = ("accept", "dir_excluded", "index", "on_bad_name")
+    __slots__ = ("accept", "dir_excluded", "dirs_seen", "index", "on_bad_name")
 
     def __init__(
-        self, accept: Accept, dir_excluded: Accept, on_bad_name: BadName, index: DirIndex | None
+        self,
+        accept: Accept,
+        dir_excluded: Accept,
+        on_bad_name: BadName,
+        index: DirIndex | None,
+        dirs_seen: DirsSeen | None = None,
     ) -> None:
         self.accept = accept
         self.dir_excluded = dir_excluded
         self.on_bad_name = on_bad_name
         self.index = index
+        self.dirs_seen = dirs_seen
 
     def list_dir(self, path: str, rel: str, subdirs: list[tuple[str, str]]) -> Iterator[FileStat]:
         """Yield the accepted regular files of one directory; push its subdirectories."""
@@ -94,6 +101,8 @@ class _Walker:
                         problem = name_problem(entry.name)
                         if problem is None:
                             subdirs.append((entry.path, relpath + "/"))
+                            if self.dirs_seen is not None:
+                                self.dirs_seen.append((relpath, entry.inode()))
                         else:
                             on_bad_name(relpath, problem)
                     elif entry.is_file(follow_symlinks=False) and accept(relpath):
@@ -124,6 +133,7 @@ def scan_tree(
     on_dir_error: DirError | None = None,
     cancelled: Callable[[], bool] | None = None,
     index: DirIndex | None = None,
+    dirs_seen: DirsSeen | None = None,
 ) -> Iterator[list[FileStat]]:
     """Yield the tree's accepted regular files in chunks of up to ``chunk_files`` FileStats.
 
@@ -138,7 +148,8 @@ def scan_tree(
     (FileNotFoundError when it is missing, PermissionError, NotADirectoryError), at the
     first ``next()``. ``cancelled`` is checked once per directory: a scan running in a
     worker thread stops soon after its consumer went away, even if it finds no files.
-    With ``index``, every directory listed is recorded there (one more stat each).
+    With ``index``, every directory listed is recorded there (one more stat each); with
+    ``dirs_seen``, every subdirectory found is appended to it (no stat: the listing's inode).
     """
     if chunk_files < 1:
         raise ValueError(f"chunk_files must be >= 1, got {chunk_files}")
@@ -147,7 +158,7 @@ def scan_tree(
         on_bad_name(reldir, problem)
         return
     start = os.path.join(os.fspath(root), reldir) if reldir else os.fspath(root)
-    walker = _Walker(accept, dir_excluded, on_bad_name, index)
+    walker = _Walker(accept, dir_excluded, on_bad_name, index, dirs_seen)
     pending = [(start, reldir + "/" if reldir else "")]
     yield from _walk(pending, walker, None, chunk_files, on_dir_error, cancelled, True)
 
