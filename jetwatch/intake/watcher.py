@@ -7,7 +7,6 @@ import contextlib
 import functools
 import os
 import random
-import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from jetwatch.intake.dirindex import DirIndex, dir_times_untrusted
 from jetwatch.intake.events import Hints, StateChanged, WatchEvent
 from jetwatch.intake.inotify import EventFeed, EventsFailed
 from jetwatch.intake.mounts import WatchMode, WatchState, pick_mode
+from jetwatch.intake.root import FolderRoot, RootId
 from jetwatch.intake.scan import DirsSeen, ScanReport, outermost, under_excluded
 from jetwatch.intake.scanner import FolderDown, TreeScanner, WatcherFailed
 from jetwatch.intake.scanpasses import ScanPasses
@@ -105,7 +105,8 @@ class FolderWatch:
         self._mode_reason = "not started"
         self._retry = EventsRetry(events_retry_s, reconcile_s)  # after events failed
         self._guard: WatchGuard | None = None
-        self._root_id: tuple[int, int] | None = None
+        self._root = FolderRoot(name, self.root)  # its identity and its lock
+        self._root_id: RootId | None = None
         self._wake = asyncio.Event()
         self._requests: set[str] = set()
         self._feed: EventFeed | None = None  # EVENTS mode's watcher
@@ -145,6 +146,7 @@ class FolderWatch:
                     await asyncio.sleep(delay_s)
                     delay_s = min(delay_s * 2, self._backoff_max_s)
         finally:
+            self._root.close()
             for mode in WatchMode:
                 WATCH_MODE.labels(folder=self.name, mode=mode.value).set(0)
             log.info("folder_watch_stopped", folder=self.name)
@@ -171,7 +173,7 @@ class FolderWatch:
         await self._scan_loop()  # returns when events are to be tried again
 
     async def _choose_mode(self) -> None:
-        self._root_id = await self._stat_root()
+        self._root_id = await self._root.open()  # FolderDown when missing or owned elsewhere
         now = asyncio.get_running_loop().time()
         if self._retry.waiting(now) and self._poll != "scan":
             mode, reason = WatchMode.SCAN, self._mode_reason  # back from an outage: keep waiting
@@ -216,21 +218,8 @@ class FolderWatch:
         )
         await self._enter(WatchMode.SCAN, f"{reason}; scanning instead")
 
-    async def _stat_root(self) -> tuple[int, int]:
-        try:
-            st = await asyncio.to_thread(os.stat, self.root)
-        except FileNotFoundError as exc:
-            raise FolderDown(f"root {self.root} is missing") from exc
-        except OSError as exc:
-            raise FolderDown(f"root {self.root} cannot be read: {exc.strerror}") from exc
-        if not stat.S_ISDIR(st.st_mode):
-            raise FolderDown(f"root {self.root} is not a directory")
-        return st.st_dev, st.st_ino
-
     async def _check_root(self) -> None:
-        """Raise FolderDown when the root vanished or is another directory now (remount)."""
-        if await self._stat_root() != self._root_id:
-            raise FolderDown(f"root {self.root} was replaced or remounted")
+        await self._root.check(self._root_id)
 
     async def _scan_loop(self) -> None:
         loop = asyncio.get_running_loop()
