@@ -131,6 +131,12 @@ INOTIFY_WATCHES = Gauge(
     ["folder"],
     registry=REGISTRY,
 )
+VERSION_NOTICES = Counter(
+    "jetwatch_version_notices_total",
+    "New versions warned about: same_size_mtime (Jet skips it), written_again (after delivery).",
+    ["folder", "kind"],
+    registry=REGISTRY,
+)
 WATCH_FAILURES = Counter(
     "jetwatch_watch_failures_total",
     "Event watchers ended (failed, incomplete or deaf) and replaced by scans.",

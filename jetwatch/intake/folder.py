@@ -10,6 +10,7 @@ reported as blocked; nothing is dropped.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
 from jetwatch.domain.settle import FileStat, Settler
 from jetwatch.domain.states import FileKey
 from jetwatch.domain.store import LedgerStore, key_fingerprint
+from jetwatch.domain.versions import notice_text, version_notice
 from jetwatch.domain.wake import Stage, Wakeups, sleep_or_wake
 from jetwatch.errors import LedgerUnavailableError
 from jetwatch.intake.events import BadName, Hints, ScanChunk, ScanDone, StateChanged, WatchEvent
@@ -34,6 +36,7 @@ log = structlog.get_logger(__name__)
 MIN_TICK_S = 0.05
 MAX_TICK_S = 1.0
 BAD_NAMES_REMEMBERED = 10_000
+NOTICES_KEPT = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,8 @@ class FolderIntake:
         self._state = WatchState(WatchMode.SCAN, "starting", clock.wall())
         self._blocked = ""
         self._last_full_scan: ScanReport | None = None  # to record in the ledger
+        # The latest version warnings (what /status and `jetwatch status` show).
+        self.notices: deque[dict[str, object]] = deque(maxlen=NOTICES_KEPT)
         self.watch = FolderWatch(
             name=self.label,
             root=folder.path,
@@ -215,6 +220,31 @@ class FolderIntake:
             metrics.FILES_SETTLED.labels(self.label).inc(len(new_ids))
             log.debug("files_settled", folder=self.label, count=len(new_ids))
             self._wakeups.wake(Stage.BATCH)
+            await self._check_versions(new_ids)
+
+    async def _check_versions(self, new_ids: list[int]) -> None:
+        """Warn about new versions Jet will skip or that a paused writer produced."""
+        try:
+            earlier = await self._ledger.earlier_versions(self.label, new_ids)
+        except LedgerUnavailableError as exc:
+            log.warning("versions_not_checked", folder=self.label, error=str(exc))
+            return
+        for version in earlier:
+            notice = version_notice(version, self.folder.settle_seconds)
+            if notice is None:
+                continue
+            metrics.VERSION_NOTICES.labels(self.label, notice.value).inc()
+            text = notice_text(notice)
+            self.notices.append({"path": version.new.relpath, "kind": notice.value, "text": text,
+                                 "at": self._clock.wall()})  # fmt: skip
+            log.warning(
+                f"file_{notice.value}",
+                folder=self.label,
+                path=version.new.relpath,
+                size=version.new.size,
+                sent_size=version.old.size,
+                problem=text,
+            )
 
     # watcher events (on the event loop)
     def _on_event(self, event: WatchEvent) -> None:
