@@ -48,7 +48,7 @@ FILES_FAILED = Counter(
 )
 FILES_IGNORED = Counter(
     "jetwatch_files_ignored_total",
-    "Files not sent because of their name.",
+    "Files not sent because of their name or type (symlink, fifo, socket, device).",
     ["folder", "reason"],
     registry=REGISTRY,
 )

@@ -25,7 +25,15 @@ from jetwatch.domain.store import LedgerStore, key_fingerprint
 from jetwatch.domain.versions import notice_text, version_notice
 from jetwatch.domain.wake import Stage, Wakeups, sleep_or_wake
 from jetwatch.errors import LedgerUnavailableError
-from jetwatch.intake.events import BadName, Hints, ScanChunk, ScanDone, StateChanged, WatchEvent
+from jetwatch.intake.events import (
+    BadName,
+    Hints,
+    NotRegular,
+    ScanChunk,
+    ScanDone,
+    StateChanged,
+    WatchEvent,
+)
 from jetwatch.intake.filters import PathFilter, name_problem
 from jetwatch.intake.mounts import WatchMode, WatchState
 from jetwatch.intake.scan import ScanReport, stat_paths, with_markers
@@ -170,11 +178,18 @@ class FolderIntake:
     async def _stat(self, paths: set[str]) -> tuple[list[FileStat], list[str]]:
         root, marker = self.folder.path, self.folder.ready_marker
 
+        specials: list[tuple[str, str]] = []
+
         def stat_marked() -> tuple[list[FileStat], list[str]]:
-            found, vanished = stat_paths(root, paths)
+            found, vanished = stat_paths(
+                root, paths, lambda rel, kind: specials.append((rel, kind))
+            )
             return with_markers(root, found, marker), vanished
 
-        return await asyncio.to_thread(stat_marked)
+        found = await asyncio.to_thread(stat_marked)
+        for relpath, kind in specials:
+            self._not_regular(relpath, kind)
+        return found
 
     def _unknown(self, files: list[FileStat]) -> list[FileStat]:
         """The files whose key the ledger does not hold; runs in the scan's worker thread.
@@ -260,6 +275,8 @@ class FolderIntake:
                 self._state = state
             case BadName(relpath, problem):
                 self._bad_name(relpath, problem)
+            case NotRegular(relpath, kind):
+                self._not_regular(relpath, kind)
 
     def _hints(self, paths: set[str]) -> None:
         for relpath in paths:
@@ -293,6 +310,15 @@ class FolderIntake:
             seconds=round(report.duration_s, 3),
             pending=len(self._settler),
         )
+
+    def _not_regular(self, relpath: str, kind: str) -> None:
+        """Symlinks (never followed), FIFOs, sockets, devices: said once per path, counted."""
+        if relpath in self._bad_names:
+            return
+        if len(self._bad_names) < BAD_NAMES_REMEMBERED:
+            self._bad_names.add(relpath)
+        metrics.FILES_IGNORED.labels(self.label, kind).inc()
+        log.info("file_type_skipped", folder=self.label, path=ascii(relpath), kind=kind)
 
     def _bad_name(self, relpath: str, problem: str) -> None:
         if relpath in self._bad_names:

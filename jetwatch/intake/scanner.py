@@ -17,7 +17,7 @@ import structlog
 
 from jetwatch.domain.settle import FileStat
 from jetwatch.intake.dirindex import DirIndex
-from jetwatch.intake.events import BadName, ScanChunk, ScanDone, WatchEvent
+from jetwatch.intake.events import BadName, NotRegular, ScanChunk, ScanDone, WatchEvent
 from jetwatch.intake.mounts import WatchMode
 from jetwatch.intake.scan import DirsSeen, ScanReport, next_chunk, scan_changed, scan_tree
 
@@ -127,6 +127,9 @@ class TreeScanner:
         def bad_name(rel: str, why: str) -> None:
             loop.call_soon_threadsafe(self._on_event, BadName(rel, why))
 
+        def special(rel: str, kind: str) -> None:
+            loop.call_soon_threadsafe(self._on_event, NotRegular(rel, kind))
+
         def dir_error(rel: str, _exc: OSError) -> None:
             dir_errors.append(rel)
 
@@ -134,10 +137,12 @@ class TreeScanner:
         if changed is not None:
             return scan_changed(self.root, changed, accept=accept, dir_excluded=excluded,
                                 on_bad_name=bad_name, chunk_files=chunk_files,
-                                on_dir_error=dir_error, cancelled=stop.is_set)  # fmt: skip
+                                on_dir_error=dir_error, cancelled=stop.is_set,
+                                on_special=special)  # fmt: skip
         return scan_tree(self.root, accept=accept, dir_excluded=excluded, on_bad_name=bad_name,
                          subdir=subdir, chunk_files=chunk_files, on_dir_error=dir_error,
-                         cancelled=stop.is_set, index=record, dirs_seen=dirs_seen)  # fmt: skip
+                         cancelled=stop.is_set, index=record, dirs_seen=dirs_seen,
+                         on_special=special)  # fmt: skip
 
     async def _pull(
         self,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
+import stat
 from pathlib import Path
 
 import structlog
@@ -170,3 +172,50 @@ async def test_burst_larger_than_max_files(emulator_job: Job, tmp_path: Path) ->
     assert set(path_counts(deliveries)) == {"/" + rel for rel in names}
     assert arrived(src, dst, names) == set(names)
     shutil.rmtree(src / "burst")
+
+
+async def test_special_files_are_said_once_and_counted(emulator_job: Job, tmp_path: Path) -> None:
+    """Symlinks (never followed), FIFOs, sockets and devices are skipped with one info line
+    per path and counted by kind, found by the first scan and by events alike."""
+    server, job_id, src, dst = emulator_job
+    settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id)
+    label = settings.folders[0].label
+    outside = tmp_path / "outside"
+    write_file(outside / "secret.txt", b"not ours")
+    (src / "early-link.txt").symlink_to(outside / "secret.txt")
+    (src / "dir-link").symlink_to(outside)
+    os.mkfifo(src / "early.fifo")
+    with structlog.testing.capture_logs() as logs:
+        async with running_daemon(settings) as daemon:
+            await wait_true(lambda: _ignored(label, "fifo") >= 1, what="fifo at start")
+            os.mkfifo(src / "late.fifo")
+            (src / "late-link.txt").symlink_to(outside / "secret.txt")
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.bind(os.fspath(src / "s.sock"))
+                if os.geteuid() == 0:
+                    os.mknod(src / "null.dev", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+                write_file(src / "real.txt", b"real")
+                await wait_arrived(src, dst, ["real.txt"])
+                await wait_true(lambda: _ignored(label, "socket") >= 1, what="socket")
+                await wait_true(lambda: all_done(daemon, 1), what="real.txt done")
+                scans = sum(1 for e in logs if e["event"] == "scan_finished")
+                daemon.intakes[label].watch.request_rescan()  # a full scan says nothing again
+                await wait_true(
+                    lambda: sum(1 for e in logs if e["event"] == "scan_finished") > scans,
+                    what="another full scan",
+                )
+    skipped = sorted((e["path"], e["kind"]) for e in logs if e["event"] == "file_type_skipped")
+    expected = [
+        ("'dir-link'", "symlink"),
+        ("'early-link.txt'", "symlink"),
+        ("'early.fifo'", "fifo"),
+        ("'late-link.txt'", "symlink"),
+        ("'late.fifo'", "fifo"),
+        ("'s.sock'", "socket"),
+    ]
+    if os.geteuid() == 0:
+        expected.insert(2, ("'null.dev'", "device"))
+    assert skipped == sorted(expected)
+    assert all(e["log_level"] == "info" for e in logs if e["event"] == "file_type_skipped")
+    assert _ignored(label, "symlink") == 3
+    assert path_counts(await received(server)) == {"/real.txt": 1}
