@@ -356,6 +356,17 @@ class Db:
         return total
 
 
+def check_ledger(path: Path) -> None:
+    """Raise what opening the ledger for the daemon would refuse (a foreign or damaged
+    file, a newer schema, a failed integrity check), through a read-only connection."""
+    check_header(path)
+    probe = Db._connect(path, read_only=True)
+    try:
+        probe._validate(quick_check=True)
+    finally:
+        probe.conn.close()
+
+
 def move_aside(path: Path, now: float) -> Path:
     """Rename the ledger and its WAL files to ``<name>.corrupt-<UTC time>``; never deletes."""
     if not path.exists():

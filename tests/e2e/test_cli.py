@@ -8,6 +8,7 @@ from typing import Any
 
 from jetwatch import __version__
 from jetwatch.domain.states import FileState
+from jetwatch.errors import ExitCode
 from jetwatch.ledger.sqlite import SqliteLedger
 from tests.fixtures.daemon import free_port, run_cli, write_toml
 from tests.fixtures.ledger import T0, delivered, make_keys, submitted_batch
@@ -86,12 +87,14 @@ async def test_check_ok_and_jetwatch_config_env(tmp_path: Path) -> None:
     path = write_toml(tmp_path / "ok.toml", config(tmp_path))
     by_option = await run_cli("check", "--config", str(path))
     assert by_option.code == 0, by_option.output
-    assert "config ok: 1 folder(s)" in by_option.stdout
+    assert "config ok: 1 folder\n" in by_option.stdout
     by_env = await run_cli("check", env={"JETWATCH_CONFIG": str(path)})
     assert by_env.code == 0, by_env.output
     none = await run_cli("check")
     assert none.code == 2
-    assert "jet.client_id" in none.stderr
+    assert none.stderr == (
+        "config error: --config: no configuration: pass --config FILE or set $JETWATCH_CONFIG\n"
+    )
 
 
 async def test_usage_errors_exit_2() -> None:
@@ -108,13 +111,13 @@ async def test_status_on_a_ledger_with_the_daemon_down(tmp_path: Path) -> None:
     path = write_toml(tmp_path / "c.toml", data)
     await make_ledger(tmp_path / "state" / "ledger.db")
     text = await run_cli("status", "--config", str(path))
-    assert text.code == 0, text.output
+    assert text.code == ExitCode.NO_DAEMON, text.output  # scripts can tell
     assert "DAEMON  not answering at http://127.0.0.1:" in text.stdout
     assert "IN FLIGHT (1)" in text.stdout
     assert "dlv-busy" in text.stdout
     assert "RECENT FAILURES (1)" in text.stdout
     as_json = await run_cli("status", "--json", "--config", str(path))
-    assert as_json.code == 0, as_json.output
+    assert as_json.code == ExitCode.NO_DAEMON, as_json.output
     data = json.loads(as_json.stdout)
     (folder,) = data["folders"]
     assert folder["folder"] == "in"
@@ -168,7 +171,7 @@ async def test_ledger_retry_failed(tmp_path: Path) -> None:
     await make_ledger(ledger_path)
     result = await run_cli("ledger", "retry-failed", "--config", str(path))
     assert result.code == 0, result.output
-    assert result.stdout.startswith("1 failed files queued again")
+    assert result.stdout.startswith("1 failed file queued again")
     async with await SqliteLedger.open(ledger_path) as ledger:
         counts = (await ledger.counts("in"))["in"]
     assert counts.get(FileState.FAILED, 0) == 0

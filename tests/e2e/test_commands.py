@@ -127,7 +127,11 @@ async def test_check_online_bad_credentials_and_api_down(emulator_job: Job, tmp_
     path = online_config(tmp_path, down_url, folders, client_secret=wrong)
     down = await run_cli("check", "--online", "--config", str(path))
     assert down.code == 1, down.output
-    assert "online check failed: TransportError" in down.stderr
+    # The URL and the way out, not an exception class; no JSON log lines in between.
+    assert f"online check failed: the Jet API at {down_url} could not be used" in down.stderr
+    assert "check jet.base_url" in down.stderr
+    assert "Error" not in down.stderr
+    assert "{" not in down.stderr
     for result in (refused, down):
         assert wrong not in result.output
         assert "Traceback" not in result.output
