@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.daemon",
     "tests.fixtures.im",
     "tests.fixtures.targets",
+    "tests.fixtures.host",
 ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,7 @@ from jetwatch import __version__
 from jetwatch.domain.states import FileState
 from jetwatch.errors import ExitCode
 from jetwatch.ledger.sqlite import SqliteLedger
-from tests.fixtures.daemon import free_port, run_cli, write_toml
+from tests.fixtures.daemon import child_env, free_port, run_cli, write_toml
 from tests.fixtures.ledger import T0, delivered, make_keys, submitted_batch
 
 SECRET = "cli-test-secret-value"
@@ -176,3 +179,45 @@ async def test_ledger_retry_failed(tmp_path: Path) -> None:
         counts = (await ledger.counts("in"))["in"]
     assert counts.get(FileState.FAILED, 0) == 0
     assert counts[FileState.STABLE] == 1
+
+
+async def test_status_into_a_closed_pipe_says_nothing(tmp_path: Path) -> None:
+    """`jetwatch status | head -1`: the reader is gone; no traceback, no BrokenPipeError."""
+    path = write_toml(tmp_path / "c.toml", config(tmp_path))
+    await make_ledger(tmp_path / "state" / "ledger.db")
+    for args in (["status"], ["status", "--json"], ["check"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # like head after its first line
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "jetwatch", *args, "--config", str(path),
+            stdout=write_end, stderr=asyncio.subprocess.PIPE, env=child_env(),
+        )  # fmt: skip
+        os.close(write_end)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert err == b"", (args, err)
+        assert proc.returncode == ExitCode.FAILURE
+
+
+async def test_move_aside_of_a_healthy_ledger_needs_force(tmp_path: Path) -> None:
+    """A ledger the daemon would open is not renamed without --force: its memory would go."""
+    path = write_toml(tmp_path / "c.toml", config(tmp_path))
+    ledger = tmp_path / "state" / "ledger.db"
+    await make_ledger(ledger)
+    refused = await run_cli("ledger", "move-aside", "--config", str(path))
+    assert refused.code == ExitCode.FAILURE
+    assert "is healthy" in refused.stderr
+    assert "--force" in refused.stderr
+    assert ledger.exists()
+    forced = await run_cli("ledger", "move-aside", "--force", "--config", str(path))
+    assert forced.code == 0, forced.output
+    assert not ledger.exists()
+    assert len(list(ledger.parent.glob("ledger.db.corrupt-*"))) == 1
+
+
+async def test_folders_key_by_key_from_the_environment(tmp_path: Path) -> None:
+    """JETWATCH_FOLDERS__PATH cannot work; the message says what does."""
+    result = await run_cli("check", env={"JETWATCH_FOLDERS__PATH": str(tmp_path)})
+    assert result.code == 2
+    assert "$JETWATCH_FOLDERS__PATH: folders cannot be set one key at a time" in result.stderr
+    assert "JETWATCH_FOLDERS to a JSON list" in result.stderr
+    assert "[[folders]] (double brackets)" not in result.stderr

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from jetwatch.emulators.jet import EmulatorServer
+from jetwatch.errors import ExitCode
 from tests.fixtures.daemon import (
     SpawnDaemon,
     daemon_config,
@@ -46,7 +47,8 @@ async def test_second_daemon_refuses_the_folder(
         cfg["http"]["listen"] = f"127.0.0.1:{free_port()}"  # for `jetwatch status`
         return write_toml(tmp_path / f"{name}.toml", cfg)
 
-    first = await spawn_daemon(config("first", src))
+    first_config = config("first", src)
+    first = await spawn_daemon(first_config)
     await first.wait_event("ready")
     second_config = config("second", link)
     second = await spawn_daemon(second_config)
@@ -63,6 +65,9 @@ async def test_second_daemon_refuses_the_folder(
     assert any(f"pid {first.pid}" in r for r in body["reasons"])
     status = await run_cli("status", "--config", str(second_config))
     assert f"pid {first.pid}" in status.output
+    assert status.code == ExitCode.FAILURE  # answers, not ready: scripts can tell
+    first_status = await run_cli("status", "--config", str(first_config))
+    assert first_status.code == ExitCode.OK, first_status.output
 
     names = [f"f{i}.bin" for i in range(20)]
     drop(src, names)
