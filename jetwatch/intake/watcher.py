@@ -18,7 +18,7 @@ from jetwatch.intake.dirindex import DirIndex, dir_times_untrusted
 from jetwatch.intake.events import Hints, StateChanged, WatchEvent
 from jetwatch.intake.inotify import EventFeed, EventsFailed
 from jetwatch.intake.mounts import WatchMode, WatchState, pick_mode
-from jetwatch.intake.root import FolderRoot, RootId
+from jetwatch.intake.root import FolderHeld, FolderRoot, RootId
 from jetwatch.intake.scan import DirsSeen, ScanReport, outermost, under_excluded
 from jetwatch.intake.scanner import FolderDown, TreeScanner, WatcherFailed
 from jetwatch.intake.scanpasses import ScanPasses
@@ -26,6 +26,8 @@ from jetwatch.intake.watchguard import EventsRetry, WatchGuard
 from jetwatch.metrics import WATCH_FAILURES, WATCH_MODE
 
 log = structlog.get_logger(__name__)
+
+HELD_RETRY_S = 5.0  # a folder owned by another process is looked at again this often
 
 
 class FolderWatch:
@@ -139,6 +141,8 @@ class FolderWatch:
                 except FolderDown as down:
                     if self._up:
                         delay_s = self._backoff_initial_s
+                    if isinstance(down, FolderHeld):  # one flock attempt: cheap to repeat
+                        delay_s = min(delay_s, HELD_RETRY_S)
                     self._set_state(WatchMode.DOWN, down.reason)
                     log.warning(
                         "folder_down", folder=self.name, reason=down.reason, retry_s=delay_s
