@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import os
 import sys
 from collections.abc import Sequence
 
@@ -57,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(everything not recorded elsewhere may be sent again); "
         "retry-failed: queue FAILED files for delivery again",
     )
+    ledger.add_argument(
+        "--force", action="store_true", help="move-aside even a ledger that opens fine"
+    )
     emu = sub.add_parser(
         "emulator",
         help="serve a local Jet API emulator",
@@ -80,12 +85,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRACEBACK_ENV = "JETWATCH_TRACEBACK"  # "1": let an unexpected error show its traceback
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return _reader_went_away()
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            return _reader_went_away()
+        return _unexpected(exc)
+    except Exception as exc:  # no traceback for people; one line, and how to see more
+        return _unexpected(exc)
+
+
+def _reader_went_away() -> int:
+    """``jetwatch status | head -1``: the reader left; say nothing more, as other tools do."""
+    # Python flushes stdout again at exit and would complain about the closed pipe.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return ExitCode.FAILURE
+
+
+def _unexpected(exc: Exception) -> int:
+    if os.environ.get(TRACEBACK_ENV) == "1":
+        raise exc
+    print(
+        f"jetwatch: unexpected error ({type(exc).__name__}: {exc}); this is a bug - "
+        f"run again with {TRACEBACK_ENV}=1 to see where, and report it",
+        file=sys.stderr,
+    )
+    return ExitCode.FAILURE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -122,7 +158,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 return ExitCode.CONFIG
             watch_s = args.interval if args.watch else None
             return asyncio.run(status_command(path, as_json=args.json, watch_s=watch_s))
-        return asyncio.run(ledger_command(path, args.action))
+        return asyncio.run(ledger_command(path, args.action, force=args.force))
     from jetwatch.app.commands import check_command, jobs_command
 
     if command == "check":

@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     FAILURE = 1  # runtime failure, a paused target, a forced or overrunning shutdown
     CONFIG = 2  # bad usage or configuration: one line per problem, naming the key
     LEDGER = 3  # the ledger was refused (corrupt, not a ledger, in use)
+    NO_DAEMON = 4  # status: the ledger was read, but no daemon answers
     INTERRUPTED = 130  # Ctrl+C of a one-shot command
 
 

@@ -48,7 +48,7 @@ FILES_FAILED = Counter(
 )
 FILES_IGNORED = Counter(
     "jetwatch_files_ignored_total",
-    "Files not sent because of their name.",
+    "Files not sent because of their name or type (symlink, fifo, socket, device).",
     ["folder", "reason"],
     registry=REGISTRY,
 )
@@ -123,6 +123,24 @@ WATCH_MODE = Gauge(
     "jetwatch_watch_mode",
     "1 for the folder's current watch mode (events, scan, down).",
     ["folder", "mode"],
+    registry=REGISTRY,
+)
+INOTIFY_WATCHES = Gauge(
+    "jetwatch_inotify_watches",
+    "inotify watches the folder's event watcher holds, as its last audit found.",
+    ["folder"],
+    registry=REGISTRY,
+)
+VERSION_NOTICES = Counter(
+    "jetwatch_version_notices_total",
+    "New versions warned about: same_size_mtime (Jet skips it), written_again (after delivery).",
+    ["folder", "kind"],
+    registry=REGISTRY,
+)
+WATCH_FAILURES = Counter(
+    "jetwatch_watch_failures_total",
+    "Event watchers ended (failed, incomplete or deaf) and replaced by scans.",
+    ["folder"],
     registry=REGISTRY,
 )
 LEDGER_BYTES = Gauge(

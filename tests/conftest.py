@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.im",
     "tests.fixtures.targets",
     "tests.fixtures.browser",
+    "tests.fixtures.host",
 ]

@@ -314,8 +314,11 @@ class ApiTransport:
                 f"{call.method} {call.route}: {reason}; the request may have been processed"
             ) from cause
         if attempt >= self._settings.max_retries:
+            # aiohttp's own words name the host and port ("Cannot connect to host ..."); a
+            # timeout has none.
+            said = str(cause) or f"no answer in time ({reason})"
             raise TransportError(
-                f"{call.method} {call.route}: {reason} after {attempt + 1} attempts"
+                f"{call.method} {call.route}: {said} after {attempt + 1} attempts"
             ) from cause
         return self._backoff_s(attempt)
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from jetwatch import logs
 from jetwatch.apis.webhook import url_origin
-from jetwatch.app.output import print_problems, table
+from jetwatch.app.output import plural, print_problems, table
 from jetwatch.config.load import load_settings
 from jetwatch.config.settings import FolderSettings, Settings, parse_listen
 from jetwatch.domain.target import TargetStatus
-from jetwatch.errors import ApiError, AuthError, ConfigError, ExitCode
+from jetwatch.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    ExitCode,
+    ForbiddenError,
+    OutcomeUnknownError,
+    TransportError,
+)
 from jetwatch.targets.backends import Backends, jet_client
 from jetwatch.targets.kinds import JET, SPECS, spec_of
 from jetwatch.targets.spec import Finding, TargetSpec
@@ -35,7 +44,9 @@ def command_logging(settings: Settings) -> None:
 
     stdout keeps the command's own output (tables, JSON) clean for scripts.
     """
-    level = "debug" if settings.log.level == "debug" else "warning"
+    # Warnings (retries, a rejected request) would interleave JSON with the command's own
+    # sentences, which already say what failed and how to fix it.
+    level = "debug" if settings.log.level == "debug" else "error"
     logs.configure_logging(level, settings.log.format)
     for spec in SPECS.values():
         secret = spec.secret(settings)
@@ -46,7 +57,8 @@ def command_logging(settings: Settings) -> None:
             logs.register_secret(ops_secret)
 
 
-def _api_failure(spec: TargetSpec, what: str, exc: ApiError) -> ExitCode:
+def _api_failure(settings: Settings, spec: TargetSpec, what: str, exc: ApiError) -> ExitCode:
+    section = spec.section_of(settings)
     if isinstance(exc, AuthError):
         key = f"{spec.section}.{spec.secret_key}"
         print(
@@ -55,7 +67,23 @@ def _api_failure(spec: TargetSpec, what: str, exc: ApiError) -> ExitCode:
             file=sys.stderr,
         )
         return ExitCode.CONFIG
-    print(f"{what} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if isinstance(exc, ForbiddenError):
+        user = getattr(section, spec.user_key, None)
+        print(
+            f"{what} failed: {exc} ({spec.section}.{spec.user_key} = {user!r}): "
+            f"{spec.forbidden_fix}",
+            file=sys.stderr,
+        )
+        return ExitCode.CONFIG
+    if isinstance(exc, TransportError | OutcomeUnknownError):
+        address = getattr(section, spec.address_key, None)
+        print(
+            f"{what} failed: the {spec.api_name} at {address} could not be used: {exc}; "
+            f"check {spec.section}.{spec.address_key}, the network and any proxy",
+            file=sys.stderr,
+        )
+        return ExitCode.FAILURE
+    print(f"{what} failed: the {spec.api_name} refused a request: {exc}", file=sys.stderr)
     return ExitCode.FAILURE
 
 
@@ -111,9 +139,40 @@ def ops_lines(settings: Settings) -> list[str]:
 
 
 def offline_problems(settings: Settings) -> list[Finding]:
-    """Problems only this host shows (the vendor module a target kind needs)."""
+    """Problems only this host shows: the vendor module a target kind needs, directories
+    jetwatch must write (done_dir, failed_dir, the ledger's) that cannot exist or be written."""
     kinds = dict.fromkeys(f.target for f in settings.folders)
-    return [finding for kind in kinds for finding in spec_of(kind).host_problems()]
+    found = [finding for kind in kinds for finding in spec_of(kind).host_problems()]
+    wanted = [("ledger.path", settings.ledger.path.parent)]
+    for i, folder in enumerate(settings.folders):
+        wanted += [(f"folders[{i}].{attr}", getattr(folder, attr)) for attr in DIR_KEYS]
+    for key, path in wanted:
+        problem = None if path is None else writable_dir_problem(path)
+        if problem is not None:
+            found.append(Finding(key, problem))
+    ledger = settings.ledger.path
+    if ledger.exists() and not os.access(ledger, os.R_OK | os.W_OK):
+        found.append(Finding("ledger.path", f"{ledger} is not writable by this user"))
+    return found
+
+
+DIR_KEYS = ("done_dir", "failed_dir")
+
+
+def writable_dir_problem(path: Path) -> str | None:
+    """Why jetwatch (as this user) could not create or write the directory ``path``."""
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = (
+            "is not a directory" if existing == path else f"cannot be created: {existing} is a file"
+        )
+        return f"{path} {what}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f" ({existing}, where it would be created)"
+        return f"{path} is not writable by this user (uid {os.geteuid()}){where}"
+    return None
 
 
 async def check_command(path: Path | None, *, online: bool) -> ExitCode:
@@ -123,10 +182,12 @@ async def check_command(path: Path | None, *, online: bool) -> ExitCode:
         return ExitCode.CONFIG
     for warning in offline_warnings(settings):
         print(f"warning: {warning}")
-    for finding in offline_problems(settings):
+    problems = offline_problems(settings)
+    for finding in problems:
         print(f"config error: {finding.key}: {finding.problem}", file=sys.stderr)
+    if problems:
         return ExitCode.CONFIG
-    print(f"config ok: {len(settings.folders)} folder(s)")
+    print(f"config ok: {plural(len(settings.folders), 'folder')}")
     for line in ops_lines(settings):
         print(line)
     if not online:
@@ -138,7 +199,7 @@ async def check_command(path: Path | None, *, online: bool) -> ExitCode:
             try:
                 results.append(await _check_folder(backends, f"folders[{i}]", folder))
             except ApiError as exc:
-                return _api_failure(spec_of(folder.target), "online check", exc)
+                return _api_failure(settings, spec_of(folder.target), "online check", exc)
             except ConfigError as exc:
                 print_problems(exc.problems)
                 return ExitCode.CONFIG
@@ -191,7 +252,7 @@ async def jobs_command(path: Path | None) -> ExitCode:
         async with jet_client(settings.jet, max_retries=1) as client:
             jobs = await client.list_jobs()
     except ApiError as exc:
-        return _api_failure(JET, "listing jobs", exc)
+        return _api_failure(settings, JET, "listing jobs", exc)
     rows = [
         [j.job_id, j.name, "manual" if j.is_manual else "hot folder", "yes" if j.paused else "no"]
         for j in jobs

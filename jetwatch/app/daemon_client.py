@@ -32,7 +32,7 @@ def daemon_view(listen: str, timeout_s: float = DAEMON_TIMEOUT_S) -> dict[str, A
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         return {"url": url, "reachable": False, "error": str(reason)}
-    keys = ("ready", "reasons", "api", "jobs", "notify")
+    keys = ("ready", "reasons", "api", "jobs", "notify", "watch")
     progress = {
         str(b.get("batch_id")): b["progress"]
         for b in data.get("in_flight") or []
@@ -63,6 +63,7 @@ def render_daemon(view: dict[str, Any]) -> str:
         header = ["FOLDER", "TARGET", "JOB", "JOB ID", "PAUSED", "PROBLEM"]
         lines += table(header, rows, indent="  ")
     lines += _notify_lines(view.get("notify") or {})
+    lines += _notice_lines(view.get("watch") or {})
     return "\n".join(lines) + "\n"
 
 
@@ -77,3 +78,13 @@ def _notify_lines(notify: dict[str, Any]) -> list[str]:
     if notify.get("ok") is False:
         line += f": {notify.get('last_error')}"
     return [line]
+
+
+def _notice_lines(watch: dict[str, Any]) -> list[str]:
+    """Warnings about file versions the daemon saw (Jet skips them, or a writer paused)."""
+    notices = [(label, n) for label, w in watch.items() for n in w.get("notices") or []]
+    if not notices:
+        return []
+    lines = [f"  WARNINGS ({len(notices)})"]
+    lines += [f"  ! {label}: {n['path']}: {n['text']}" for label, n in notices]
+    return lines

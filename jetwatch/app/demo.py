@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import filecmp
+import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -88,7 +90,7 @@ async def _demo(tmp: Path, *, keep: bool) -> int:
             await asyncio.wait({task, drive}, return_when=asyncio.FIRST_COMPLETED)
             ok = _outcome(drive)
             if keep and ok:
-                await _keep_running(daemon, emu.url, src, dst)
+                await _keep_running(daemon, emu.url, src, dst, tmp)
         finally:
             drive.cancel()
             daemon.request_stop()
@@ -190,11 +192,13 @@ async def _summary(
     return not (missing or duplicates or leaked)
 
 
-async def _keep_running(daemon: Daemon, base_url: str, src: Path, dst: Path) -> None:
+async def _keep_running(daemon: Daemon, base_url: str, src: Path, dst: Path, tmp: Path) -> None:
+    config = _write_config(daemon.settings, daemon.ops_url, tmp / "jetwatch-demo.toml")
     say(f"drop files into {src}; they arrive in {dst}")
     if daemon.ops_url:
         say(f"metrics {daemon.ops_url}/metrics  status {daemon.ops_url}/status")
     say(f"emulator {base_url}  (deliveries: {base_url}/_emulator/deliveries)")
+    say(f"config {config}; in another terminal: {_command()} status --config {config}")
     say("Ctrl+C to stop")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -202,8 +206,69 @@ async def _keep_running(daemon: Daemon, base_url: str, src: Path, dst: Path) -> 
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    with contextlib.suppress(asyncio.CancelledError):
-        await stop.wait()
+    reporter = asyncio.create_task(_report_deliveries(src, dst), name="demo-report")
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await stop.wait()
+    finally:
+        reporter.cancel()
+
+
+async def _report_deliveries(src: Path, dst: Path) -> None:
+    """Say each file that arrives at the destination complete, as it arrives."""
+    seen = await asyncio.to_thread(_arrived, src, dst, set())
+    while True:
+        await asyncio.sleep(0.3)
+        for rel, size in sorted(await asyncio.to_thread(_arrived, src, dst, seen)):
+            say(f"delivered {rel} ({size} bytes)")
+
+
+def _arrived(src: Path, dst: Path, seen: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """(relative path, size) of complete copies at ``dst`` not in ``seen`` (added to it)."""
+    new = set()
+    for path in dst.rglob("*"):
+        rel = path.relative_to(dst)
+        if path.is_file() and not rel.name.startswith(".") and _same(src / rel, path):
+            item = (str(rel), path.stat().st_size)
+            if item not in seen:
+                new.add(item)
+    seen |= new
+    return new
+
+
+def _write_config(settings: Settings, ops_url: str | None, path: Path) -> Path:
+    """The demo's settings as a config file, so ``jetwatch status --config`` finds it all."""
+    folder = settings.folders[0]
+    secret = settings.jet.client_secret
+    listen = ops_url.removeprefix("http://") if ops_url else "127.0.0.1:0"
+    text = "\n".join(
+        [
+            "# jetwatch demo: the embedded emulator's throwaway client",
+            "[jet]",
+            f"base_url = {json.dumps(settings.jet.base_url)}",
+            f"client_id = {json.dumps(settings.jet.client_id)}",
+            f"client_secret = {json.dumps(secret.get_secret_value() if secret else '')}",
+            "[ledger]",
+            f"path = {json.dumps(str(settings.ledger.path))}",
+            "[http]",
+            f"listen = {json.dumps(listen)}",
+            "[[folders]]",
+            f"path = {json.dumps(str(folder.path))}",
+            f"job = {json.dumps(folder.job)}",
+            "",
+        ]
+    )
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def _command() -> str:
+    """How this jetwatch was started, for a command line people can paste."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) == "jetwatch":
+        return shlex.quote(os.path.abspath(argv0))
+    return f"{shlex.quote(sys.executable)} -m jetwatch"
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -14,10 +14,11 @@ from pathlib import Path
 from jetwatch.app import status, status_watch
 from jetwatch.app.commands import command_logging
 from jetwatch.app.daemon_client import daemon_view, render_daemon
-from jetwatch.app.output import print_problems
+from jetwatch.app.output import plural, print_problems
 from jetwatch.config.load import load_settings
 from jetwatch.config.settings import Settings
-from jetwatch.errors import ConfigError, ExitCode, LedgerError
+from jetwatch.errors import ConfigError, ExitCode, LedgerError, LedgerUnavailableError
+from jetwatch.ledger.db import check_ledger
 from jetwatch.ledger.sqlite import SqliteLedger
 
 
@@ -35,7 +36,11 @@ def settings_for_ledger(path: Path | None) -> Settings | None:
 async def status_command(
     path: Path | None, *, as_json: bool, watch_s: float | None = None
 ) -> ExitCode:
-    """What the ledger knows, and what the daemon answers if it runs (``watch_s``: live)."""
+    """What the ledger knows, and what the daemon answers if it runs (``watch_s``: live).
+
+    Exit 0 only when the daemon answers and is ready; 1 when it answers not ready (the
+    reasons are printed), 4 when no daemon answers, 3 when the ledger is refused.
+    """
     settings = settings_for_ledger(path)
     if settings is None:
         return ExitCode.CONFIG
@@ -60,10 +65,12 @@ async def status_command(
     else:
         print(render_daemon(daemon))
         print(status.render_text(snapshot, progress), end="")
-    return ExitCode.OK
+    if not daemon["reachable"]:
+        return ExitCode.NO_DAEMON
+    return ExitCode.OK if daemon["ready"] else ExitCode.FAILURE
 
 
-async def ledger_command(path: Path | None, action: str) -> ExitCode:
+async def ledger_command(path: Path | None, action: str, *, force: bool = False) -> ExitCode:
     """``move-aside`` (a refused ledger) or ``retry-failed`` (FAILED files queued again)."""
     settings = settings_for_ledger(path)
     if settings is None:
@@ -73,23 +80,25 @@ async def ledger_command(path: Path | None, action: str) -> ExitCode:
         print(f"no ledger at {ledger_path}: nothing to do")
         return ExitCode.OK
     if action == "move-aside":
-        return _move_aside(settings)
+        return _move_aside(settings, force=force)
     try:
         async with await SqliteLedger.open(ledger_path) as ledger:
             count = await ledger.requeue_failed(time.time())
     except LedgerError as exc:
         print(f"jetwatch ledger: {exc}", file=sys.stderr)
         return ExitCode.LEDGER
-    print(f"{count} failed files queued again (a running daemon picks them up)")
+    print(f"{plural(count, 'failed file')} queued again (a running daemon picks them up)")
     return ExitCode.OK
 
 
-def _move_aside(settings: Settings) -> ExitCode:
+def _move_aside(settings: Settings, *, force: bool) -> ExitCode:
     ledger_path = settings.ledger.path
     daemon = daemon_view(settings.http.listen)
     if daemon["reachable"]:
         # It would keep writing into the moved file and the next start would re-send.
         print(f"the daemon answers at {daemon['url']}: stop it first", file=sys.stderr)
+        return ExitCode.FAILURE
+    if not force and not _refused(ledger_path):
         return ExitCode.FAILURE
     try:
         moved = SqliteLedger.move_aside(ledger_path, time.time())
@@ -98,3 +107,22 @@ def _move_aside(settings: Settings) -> ExitCode:
         return ExitCode.FAILURE
     print(f"moved {ledger_path} to {moved}; a new ledger starts on the next run")
     return ExitCode.OK
+
+
+def _refused(path: Path) -> bool:
+    """True when the daemon would refuse the ledger (what move-aside is for); else say why
+    moving it aside needs --force."""
+    try:
+        check_ledger(path)
+    except LedgerUnavailableError as exc:
+        why = f"cannot be read right now ({exc}), so it may well be healthy"
+    except LedgerError:
+        return True
+    else:
+        why = "is healthy"
+    print(
+        f"jetwatch ledger: {path} {why}: moving it aside starts an empty ledger, and every "
+        "file still in the folders is offered again; pass --force to do it anyway",
+        file=sys.stderr,
+    )
+    return False

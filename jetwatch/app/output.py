@@ -6,6 +6,11 @@ import sys
 from collections.abc import Collection, Sequence
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 file``, ``3 files``, ``1 batch``, ``2 batches`` (``words`` when not word + "s")."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
 def print_problems(problems: Sequence[tuple[str, str]]) -> None:
     """``config error: <key>: <problem>`` on stderr, one line each."""
     for key, message in problems:

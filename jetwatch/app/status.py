@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from jetwatch.app.output import table
+from jetwatch.app.output import plural, table
 from jetwatch.domain.report import (
     FailedFile,
     FolderStatus,
@@ -92,7 +92,7 @@ def _file_lines(files: Sequence[FailedFile], now: float) -> list[str]:
         [_ago(f.updated_at, now), f.folder, str(f.attempts), f.relpath, f.error or ""]
         for f in files
     ]
-    return _table(["WHEN", "FOLDER", "ATTEMPTS", "PATH", "ERROR"], rows, {2})
+    return _table(["WHEN", "FOLDER", "FAILED DELIVERIES", "PATH", "ERROR"], rows, {2})
 
 
 def progress_cells(progress: Progress | None, batch_id: int) -> list[str]:
@@ -121,9 +121,13 @@ def render_text(snapshot: StatusSnapshot, progress: Progress | None = None) -> s
     """
     now = snapshot.taken_at
     stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(now))
+    held_files = sum(b.file_count for b in snapshot.held)
     lines = [
         f"jetwatch status at {stamp}  ledger {snapshot.ledger_path} "
-        f"({format_bytes(snapshot.ledger_bytes)}), {snapshot.open_batches} batch(es) waiting",
+        f"({format_bytes(snapshot.ledger_bytes)}): "
+        f"{plural(snapshot.open_batches, 'batch', 'batches')} waiting to be sent, "
+        f"{plural(len(snapshot.held), 'batch', 'batches')} held "
+        f"({plural(held_files, 'file')})",
         "",
         "FOLDERS",
         *_folder_lines(snapshot.folders, now),
@@ -150,6 +154,10 @@ def render_text(snapshot: StatusSnapshot, progress: Progress | None = None) -> s
     lines += ["", f"RECENT FAILURES ({len(snapshot.recent_failures)})"]
     if snapshot.recent_failures:
         lines += _file_lines(snapshot.recent_failures, now)
+        lines.append(
+            "  (deliveries of the file that failed, whole batches and alone; it is given up "
+            "after failing max_attempts times alone)"
+        )
     lines += ["", f"POST-ACTION ERRORS ({len(snapshot.action_errors)})"]
     if snapshot.action_errors:
         lines += _file_lines(snapshot.action_errors, now)

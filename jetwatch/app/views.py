@@ -79,6 +79,7 @@ def readiness(
             "reason": h.reason,
             "first_scan_done": h.first_scan_done,
             "blocked": h.blocked,
+            "notices": list(intake.notices),
         }
         if h.mode == "down":
             reasons.append(f"folder {label!r} is down: {h.reason}")

@@ -48,6 +48,10 @@ def load_settings(
     ``ledger``): they must work for an operator who cannot read the secret. Credentials are
     read for the sections the folders use, and for [jet] when ``require_jet`` (``jobs``).
     """
+    if path is None and not _settings_in_env():
+        raise ConfigError(
+            [("--config", "no configuration: pass --config FILE or set $JETWATCH_CONFIG")]
+        )
     data = _prefer_env_secret(_read_toml(path))
     try:
         settings = Settings(**data)
@@ -105,6 +109,20 @@ def _read_toml(path: Path | None) -> dict[str, Any]:
         raise ConfigError([(key, f"{path}: not valid TOML: the file is not UTF-8")]) from None
 
 
+def _settings_in_env() -> bool:
+    """Whether any JETWATCH_<SECTION>... variable could configure something."""
+    sections = tuple(f"JETWATCH_{name.upper()}" for name in Settings.model_fields)
+    return any(
+        k.upper() in sections or k.upper().startswith(tuple(s + "__" for s in sections))
+        for k, v in os.environ.items()
+        if v
+    )
+
+
+def _env_folder_keys() -> list[str]:
+    return sorted(k for k in os.environ if k.upper().startswith("JETWATCH_FOLDERS__"))
+
+
 def _env_name(key: str) -> str:
     return "JETWATCH_" + key.replace(".", "__").upper()
 
@@ -140,6 +158,12 @@ def _problems(exc: ValidationError) -> list[Problem]:
             message = "unknown key (check the spelling against config.example.toml)"
         elif error["type"] == "missing":
             message = "required key is missing"
+        elif key == "folders" and _env_folder_keys():
+            message = (
+                f"${_env_folder_keys()[0]}: folders cannot be set one key at a time from the "
+                "environment; put [[folders]] in the config file, or set JETWATCH_FOLDERS to "
+                """a JSON list such as '[{"path": "/srv/in", "job": "Manual Job"}]'"""
+            )
         elif key == "folders" and error["type"] == "list_type":
             message = "must be a list of tables: write [[folders]] (double brackets) per folder"
         if key and _env_value(key):

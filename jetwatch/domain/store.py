@@ -14,6 +14,7 @@ from typing import Protocol, Self
 from jetwatch.domain.batching import Queued
 from jetwatch.domain.report import StatusSnapshot
 from jetwatch.domain.states import BatchRow, FileKey, FileRow, HoldReason, RetryPlan
+from jetwatch.domain.versions import EarlierVersion
 
 _I64_LIMIT = 1 << 63
 _U64_SPAN = 1 << 64
@@ -61,6 +62,9 @@ class LedgerStore(Protocol):
     async def is_known(self, folder: str, key: FileKey) -> bool: ...
     async def add_stable(self, folder: str, keys: Sequence[FileKey], now: float) -> list[int]: ...
     async def mark_gone(self, file_ids: Sequence[int], now: float) -> int: ...
+    async def earlier_versions(
+        self, folder: str, file_ids: Sequence[int]
+    ) -> list[EarlierVersion]: ...
 
     # batching
     async def stable_queue(self, folder: str, limit: int) -> list[Queued]: ...

@@ -45,4 +45,12 @@ class BadName:
     problem: str
 
 
-WatchEvent = Hints | ScanChunk | ScanDone | StateChanged | BadName
+@dataclass(frozen=True, slots=True)
+class NotRegular:
+    """An entry that is no regular file (symlink, FIFO, socket, device): skipped, reported."""
+
+    relpath: str
+    kind: str
+
+
+WatchEvent = Hints | ScanChunk | ScanDone | StateChanged | BadName | NotRegular

@@ -10,6 +10,7 @@ reported as blocked; nothing is dropped.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,9 +22,18 @@ from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
 from jetwatch.domain.settle import FileStat, Settler
 from jetwatch.domain.states import FileKey
 from jetwatch.domain.store import LedgerStore, key_fingerprint
+from jetwatch.domain.versions import notice_text, version_notice
 from jetwatch.domain.wake import Stage, Wakeups, sleep_or_wake
 from jetwatch.errors import LedgerUnavailableError
-from jetwatch.intake.events import BadName, Hints, ScanChunk, ScanDone, StateChanged, WatchEvent
+from jetwatch.intake.events import (
+    BadName,
+    Hints,
+    NotRegular,
+    ScanChunk,
+    ScanDone,
+    StateChanged,
+    WatchEvent,
+)
 from jetwatch.intake.filters import PathFilter, name_problem
 from jetwatch.intake.mounts import WatchMode, WatchState
 from jetwatch.intake.scan import ScanReport, stat_paths, with_markers
@@ -34,6 +44,7 @@ log = structlog.get_logger(__name__)
 MIN_TICK_S = 0.05
 MAX_TICK_S = 1.0
 BAD_NAMES_REMEMBERED = 10_000
+NOTICES_KEPT = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +88,12 @@ class FolderIntake:
         self._state = WatchState(WatchMode.SCAN, "starting", clock.wall())
         self._blocked = ""
         self._last_full_scan: ScanReport | None = None  # to record in the ledger
-        self._watcher_failure = ""  # set once the event library failed: scanning since
-        self.watch = self._new_watch(folder.poll)
-
-    def _new_watch(self, poll: str) -> FolderWatch:
-        folder = self.folder
-        return FolderWatch(
+        # The latest version warnings (what /status and `jetwatch status` show).
+        self.notices: deque[dict[str, object]] = deque(maxlen=NOTICES_KEPT)
+        self.watch = FolderWatch(
             name=self.label,
             root=folder.path,
-            poll=poll,
+            poll=folder.poll,
             scan_interval_s=folder.scan_interval_seconds,
             reconcile_s=folder.reconcile_seconds,
             accept=self._filter.scanned_file,
@@ -96,10 +104,8 @@ class FolderIntake:
 
     @property
     def health(self) -> IntakeHealth:
-        reason = self._state.reason
-        if self._watcher_failure and self._state.mode == WatchMode.SCAN:
-            reason = f"{self._watcher_failure}; scanning instead"
-        return IntakeHealth(self._first_scan.is_set(), str(self._state.mode), reason, self._blocked)
+        state = self._state
+        return IntakeHealth(self._first_scan.is_set(), str(state.mode), state.reason, self._blocked)
 
     def oldest_pending_age_s(self) -> float | None:
         """How long the oldest file not yet in the ledger has been waiting (None: none)."""
@@ -120,29 +126,8 @@ class FolderIntake:
         self._known = await self._ledger.known_fingerprints(self.label)
         log.info("intake_started", folder=self.label, known_files=len(self._known))
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._watch_loop(), name=f"watch:{self.label}")
+            tg.create_task(self.watch.run(), name=f"watch:{self.label}")
             tg.create_task(self._settle_loop(), name=f"settle:{self.label}")
-
-    async def _watch_loop(self) -> None:
-        """Run the watcher; if the event library itself fails, keep the folder by scanning.
-
-        watchfiles raises from its worker (wrapped in an ExceptionGroup by anyio) e.g. for a
-        file name that is not UTF-8: one odd name must not stop every folder of the daemon.
-        """
-        while True:
-            try:
-                await self.watch.run()
-            except* (OSError, RuntimeError) as group:
-                if self._watcher_failure or self.watch.state.mode != WatchMode.EVENTS:
-                    raise  # not the event library: a bug the process must see
-                self._watcher_failure = f"event watcher failed: {_first_leaf(group)}"
-            log.error(
-                "watch_fallback_to_scan",
-                folder=self.label,
-                reason=self._watcher_failure,
-                scan_interval_s=self.folder.scan_interval_seconds,
-            )
-            self.watch = self._new_watch("scan")
 
     async def _settle_loop(self) -> None:
         while True:
@@ -193,11 +178,18 @@ class FolderIntake:
     async def _stat(self, paths: set[str]) -> tuple[list[FileStat], list[str]]:
         root, marker = self.folder.path, self.folder.ready_marker
 
+        specials: list[tuple[str, str]] = []
+
         def stat_marked() -> tuple[list[FileStat], list[str]]:
-            found, vanished = stat_paths(root, paths)
+            found, vanished = stat_paths(
+                root, paths, lambda rel, kind: specials.append((rel, kind))
+            )
             return with_markers(root, found, marker), vanished
 
-        return await asyncio.to_thread(stat_marked)
+        found = await asyncio.to_thread(stat_marked)
+        for relpath, kind in specials:
+            self._not_regular(relpath, kind)
+        return found
 
     def _unknown(self, files: list[FileStat]) -> list[FileStat]:
         """The files whose key the ledger does not hold; runs in the scan's worker thread.
@@ -243,6 +235,31 @@ class FolderIntake:
             metrics.FILES_SETTLED.labels(self.label).inc(len(new_ids))
             log.debug("files_settled", folder=self.label, count=len(new_ids))
             self._wakeups.wake(Stage.BATCH)
+            await self._check_versions(new_ids)
+
+    async def _check_versions(self, new_ids: list[int]) -> None:
+        """Warn about new versions Jet will skip or that a paused writer produced."""
+        try:
+            earlier = await self._ledger.earlier_versions(self.label, new_ids)
+        except LedgerUnavailableError as exc:
+            log.warning("versions_not_checked", folder=self.label, error=str(exc))
+            return
+        for version in earlier:
+            notice = version_notice(version, self.folder.settle_seconds)
+            if notice is None:
+                continue
+            metrics.VERSION_NOTICES.labels(self.label, notice.value).inc()
+            text = notice_text(notice)
+            self.notices.append({"path": version.new.relpath, "kind": notice.value, "text": text,
+                                 "at": self._clock.wall()})  # fmt: skip
+            log.warning(
+                f"file_{notice.value}",
+                folder=self.label,
+                path=version.new.relpath,
+                size=version.new.size,
+                sent_size=version.old.size,
+                problem=text,
+            )
 
     # watcher events (on the event loop)
     def _on_event(self, event: WatchEvent) -> None:
@@ -258,6 +275,8 @@ class FolderIntake:
                 self._state = state
             case BadName(relpath, problem):
                 self._bad_name(relpath, problem)
+            case NotRegular(relpath, kind):
+                self._not_regular(relpath, kind)
 
     def _hints(self, paths: set[str]) -> None:
         for relpath in paths:
@@ -292,6 +311,15 @@ class FolderIntake:
             pending=len(self._settler),
         )
 
+    def _not_regular(self, relpath: str, kind: str) -> None:
+        """Symlinks (never followed), FIFOs, sockets, devices: said once per path, counted."""
+        if relpath in self._bad_names:
+            return
+        if len(self._bad_names) < BAD_NAMES_REMEMBERED:
+            self._bad_names.add(relpath)
+        metrics.FILES_IGNORED.labels(self.label, kind).inc()
+        log.info("file_type_skipped", folder=self.label, path=ascii(relpath), kind=kind)
+
     def _bad_name(self, relpath: str, problem: str) -> None:
         if relpath in self._bad_names:
             return
@@ -299,11 +327,3 @@ class FolderIntake:
             self._bad_names.add(relpath)
         metrics.FILES_IGNORED.labels(self.label, problem).inc()
         log.warning("file_name_skipped", folder=self.label, path=ascii(relpath), problem=problem)
-
-
-def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first non-group exception inside ``group`` (anyio nests them)."""
-    first: BaseException = group
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first

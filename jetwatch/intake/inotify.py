@@ -12,6 +12,7 @@ import structlog
 from watchfiles import Change, watch
 
 from jetwatch.intake.scan import is_dir, under_excluded
+from jetwatch.intake.watchaudit import inotify_fds, pick_fd
 
 log = structlog.get_logger(__name__)
 
@@ -24,6 +25,8 @@ Item = Changes | BaseException | str
 STEP_MS = 50
 DEBOUNCE_MS = 400
 STOP_WAIT_S = 10.0
+# Watchers are built one at a time, so the inotify descriptor that appears is this one's.
+_BUILDING = threading.Lock()
 
 
 class EventThread:
@@ -34,7 +37,8 @@ class EventThread:
     it and then waits for changes; ``get()`` hands out, in order, ``INSTALLED`` once the
     watches are in place, each change set, and finally ``STOPPED`` or the exception that
     ended the watcher. The watcher polls ``is_set`` (this object is its stop event) every
-    ``STEP_MS``, so ``stop()`` ends it within a step once it is built.
+    ``STEP_MS``, so ``stop()`` ends it within a step once it is built. ``fd`` is then the
+    watcher's inotify descriptor (None when it cannot be told), for the watch audit.
     """
 
     def __init__(self, root: str, name: str) -> None:
@@ -45,6 +49,9 @@ class EventThread:
         self._items: asyncio.Queue[Item] = asyncio.Queue()
         self._ended = self._loop.create_future()
         self._thread = threading.Thread(target=self._run, name=f"watch:{name}", daemon=True)
+        self._fds_before: set[int] | None = None
+        self._building = False
+        self.fd: int | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -67,12 +74,22 @@ class EventThread:
         """The stop flag as watchfiles polls it; the first poll means the watches are built."""
         if not self._polled:
             self._polled = True
+            self.fd = pick_fd(self._fds_before, self._root)
+            self._built()
             self._post(INSTALLED)
         return self._stop.is_set()
 
+    def _built(self) -> None:
+        if self._building:
+            self._building = False
+            _BUILDING.release()
+
     def _run(self) -> None:
         outcome: Item = STOPPED
+        _BUILDING.acquire()
+        self._building = True
         try:
+            self._fds_before = inotify_fds()
             for changes in watch(
                 self._root,
                 stop_event=self,
@@ -87,6 +104,8 @@ class EventThread:
                 self._post(changes)
         except BaseException as exc:  # every failure ends event mode; the loop decides
             outcome = exc
+        finally:
+            self._built()
         self._post(outcome)
         self._post_end()
 
@@ -102,6 +121,21 @@ class EventThread:
 
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(end)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What people read when the native watcher raised: the cause, not a Rust repr."""
+    if isinstance(exc, OSError):
+        # watchfiles' own words here are readable ("OS file watch limit reached.").
+        return (
+            f"the event watcher could not be set up: {str(exc).rstrip('.') or type(exc).__name__}"
+        )
+    # watchfiles raises its internal error for an event it cannot turn into a path (a name
+    # that is not UTF-8) and for errors of the notify thread: either way this one is dead.
+    return (
+        "the event watcher stopped on an event it could not handle "
+        "(for instance a file name that is not UTF-8)"
+    )
 
 
 class EventsFailed(Exception):
@@ -157,14 +191,19 @@ class EventFeed:
                 return
             elif isinstance(item, BaseException):
                 # Whatever the native watcher raises (OSError, RuntimeError, a decode error
-                # for a non-UTF-8 name) ends event mode for this folder; scans take over
-                # and say why.
-                raise EventsFailed(f"event watcher failed: {item!r}") from item
+                # for a non-UTF-8 name) ends this watcher; scans take over for a while.
+                log.warning("watcher_error", folder=self.name, error=ascii(item))
+                raise EventsFailed(failure_reason(item)) from item
             elif not isinstance(item, str):
                 self.on_changes(item)
 
     async def stop(self) -> None:
         await self._thread.stop()
+
+    @property
+    def fd(self) -> int | None:
+        """The watcher's inotify descriptor once installed (None: unknown)."""
+        return self._thread.fd
 
     def on_changes(self, changes: Changes) -> None:
         if len(changes) > self._burst_threshold:

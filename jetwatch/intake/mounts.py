@@ -10,6 +10,8 @@ from pathlib import Path
 
 import structlog
 
+from jetwatch.intake.watchaudit import watch_budget, watch_limit
+
 log = structlog.get_logger(__name__)
 
 MOUNTINFO = Path("/proc/self/mountinfo")
@@ -87,11 +89,9 @@ def network_fs_type(path: Path, mountinfo_text: str | None = None) -> str | None
 
 
 def inotify_max_user_watches() -> int | None:
-    """fs.inotify.max_user_watches, or None when it cannot be read."""
-    try:
-        return int(MAX_USER_WATCHES.read_text(encoding="ascii").strip())
-    except (OSError, ValueError):
-        return None
+    """The user's inotify watch limit (fs.inotify.max_user_watches, or the lower limit of
+    the user namespace, e.g. a container's), or None when it cannot be read."""
+    return watch_limit()
 
 
 def count_dirs(root: Path, limit: int) -> int:
@@ -152,3 +152,15 @@ def choose_mode(
                 f"fs.inotify.max_user_watches={max_watches}"
             )
     return WatchMode.EVENTS, "local filesystem"
+
+
+def pick_mode(
+    root: Path, poll: str, *, max_watches: int | None = None
+) -> tuple[WatchMode, str, bool]:
+    """``choose_mode`` with what is left of the user's watches (other folders of this process
+    hold some), and whether a SCAN answer is worth asking again later: True when only the
+    watch limit stood in the way, which may be raised, or the tree may shrink."""
+    budget = max_watches if max_watches is not None else watch_budget()
+    mode, reason = choose_mode(root, poll, max_watches=budget)
+    retry = mode is WatchMode.SCAN and poll != "scan" and network_fs_type(root) is None
+    return mode, reason, retry

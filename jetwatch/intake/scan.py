@@ -26,6 +26,8 @@ log = structlog.get_logger(__name__)
 
 Accept = Callable[[str], bool]
 BadName = Callable[[str, str], None]
+Pending = list[tuple[str, str]]  # (path, relative path + "/") of directories to list
+DirsSeen = list[tuple[str, int]]  # (relative path, inode from the listing) of directories
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +53,23 @@ class ScanReport:
 class _Walker:
     """Lists directories for a walk: accepted files out, subdirectories and index noted."""
 
-    __slots__ = ("accept", "dir_excluded", "index", "on_bad_name")
+    __slots__ = ("accept", "dir_excluded", "dirs_seen", "index", "on_bad_name", "on_special")
 
     def __init__(
-        self, accept: Accept, dir_excluded: Accept, on_bad_name: BadName, index: DirIndex | None
+        self,
+        accept: Accept,
+        dir_excluded: Accept,
+        on_bad_name: BadName,
+        index: DirIndex | None,
+        dirs_seen: DirsSeen | None = None,
+        on_special: BadName | None = None,
     ) -> None:
         self.accept = accept
         self.dir_excluded = dir_excluded
         self.on_bad_name = on_bad_name
         self.index = index
+        self.dirs_seen = dirs_seen
+        self.on_special = on_special
 
     def list_dir(self, path: str, rel: str, subdirs: list[tuple[str, str]]) -> Iterator[FileStat]:
         """Yield the accepted regular files of one directory; push its subdirectories."""
@@ -89,14 +99,11 @@ class _Walker:
                 relpath = rel + entry.name
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        if dir_excluded(relpath):
-                            continue
-                        problem = name_problem(entry.name)
-                        if problem is None:
-                            subdirs.append((entry.path, relpath + "/"))
-                        else:
-                            on_bad_name(relpath, problem)
-                    elif entry.is_file(follow_symlinks=False) and accept(relpath):
+                        if not dir_excluded(relpath):
+                            self._subdir(entry, relpath, subdirs)
+                    elif not accept(relpath):
+                        continue
+                    elif entry.is_file(follow_symlinks=False):
                         problem = name_problem(entry.name)
                         if problem is not None:
                             on_bad_name(relpath, problem)
@@ -105,12 +112,43 @@ class _Walker:
                         # Replaced by a symlink or a directory between readdir and lstat.
                         if stat.S_ISREG(st.st_mode):
                             yield FileStat(relpath, st.st_size, st.st_mtime_ns, st.st_ino)
+                    elif self.on_special is not None:
+                        self._special(entry, relpath, self.on_special)
                 except OSError as exc:
                     if exc.errno in GONE_ERRNOS:
                         log.debug("scan_file_vanished", path=relpath)
                     else:
                         log.warning("scan_stat_failed", path=relpath, error=exc.strerror)
         return entries
+
+    def _subdir(
+        self, entry: os.DirEntry[str], relpath: str, subdirs: list[tuple[str, str]]
+    ) -> None:
+        problem = name_problem(entry.name)
+        if problem is not None:
+            self.on_bad_name(relpath, problem)
+            return
+        subdirs.append((entry.path, relpath + "/"))
+        if self.dirs_seen is not None:
+            self.dirs_seen.append((relpath, entry.inode()))
+
+    @staticmethod
+    def _special(entry: os.DirEntry[str], relpath: str, on_special: BadName) -> None:
+        mode = stat.S_IFLNK if entry.is_symlink() else entry.stat(follow_symlinks=False).st_mode
+        on_special(relpath, special_kind(mode))
+
+
+def special_kind(mode: int) -> str:
+    """What a non-regular file is, as people and the ``reason`` label say it."""
+    if stat.S_ISLNK(mode):
+        return "symlink"  # never followed: it could leave the folder or loop
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "not a regular file"
 
 
 def scan_tree(
@@ -124,6 +162,8 @@ def scan_tree(
     on_dir_error: DirError | None = None,
     cancelled: Callable[[], bool] | None = None,
     index: DirIndex | None = None,
+    dirs_seen: DirsSeen | None = None,
+    on_special: BadName | None = None,
 ) -> Iterator[list[FileStat]]:
     """Yield the tree's accepted regular files in chunks of up to ``chunk_files`` FileStats.
 
@@ -138,7 +178,10 @@ def scan_tree(
     (FileNotFoundError when it is missing, PermissionError, NotADirectoryError), at the
     first ``next()``. ``cancelled`` is checked once per directory: a scan running in a
     worker thread stops soon after its consumer went away, even if it finds no files.
-    With ``index``, every directory listed is recorded there (one more stat each).
+    With ``index``, every directory listed is recorded there (one more stat each); with
+    ``dirs_seen``, every subdirectory found is appended to it (no stat: the listing's inode).
+    Accepted entries that are no regular file (symlinks, FIFOs, sockets, devices) go to
+    ``on_special`` with their kind.
     """
     if chunk_files < 1:
         raise ValueError(f"chunk_files must be >= 1, got {chunk_files}")
@@ -147,7 +190,7 @@ def scan_tree(
         on_bad_name(reldir, problem)
         return
     start = os.path.join(os.fspath(root), reldir) if reldir else os.fspath(root)
-    walker = _Walker(accept, dir_excluded, on_bad_name, index)
+    walker = _Walker(accept, dir_excluded, on_bad_name, index, dirs_seen, on_special)
     pending = [(start, reldir + "/" if reldir else "")]
     yield from _walk(pending, walker, None, chunk_files, on_dir_error, cancelled, True)
 
@@ -162,6 +205,7 @@ def scan_changed(
     chunk_files: int = 2000,
     on_dir_error: DirError | None = None,
     cancelled: Callable[[], bool] | None = None,
+    on_special: BadName | None = None,
 ) -> Iterator[list[FileStat]]:
     """Like ``scan_tree`` of the whole tree, but lists only directories that changed.
 
@@ -174,7 +218,7 @@ def scan_changed(
         raise ValueError(f"chunk_files must be >= 1, got {chunk_files}")
     base = os.fspath(root)
     relist = index.changed(root, on_dir_error)
-    walker = _Walker(accept, dir_excluded, on_bad_name, index)
+    walker = _Walker(accept, dir_excluded, on_bad_name, index, on_special=on_special)
     pending = [(os.path.join(base, d) if d else base, d + "/" if d else "") for d in relist]
     # Known subdirectories were stat-ed above and are listed only if they changed too.
     known = index.dirs
@@ -220,12 +264,15 @@ def _walk(
         yield chunk
 
 
-def stat_paths(root: Path, relpaths: Iterable[str]) -> tuple[list[FileStat], list[str]]:
+def stat_paths(
+    root: Path, relpaths: Iterable[str], on_special: BadName | None = None
+) -> tuple[list[FileStat], list[str]]:
     """lstat the given files: (stats of regular files, paths that are gone).
 
     A path that is now a symlink, a directory or anything but a regular file counts as
-    gone. A path that cannot be stat-ed for another reason (EACCES, EIO, ESTALE) is in
-    neither list, so the caller keeps it and tries again later.
+    gone (and goes to ``on_special`` with its kind unless it is a directory). A path that
+    cannot be stat-ed for another reason (EACCES, EIO, ESTALE) is in neither list, so the
+    caller keeps it and tries again later.
     """
     base = os.fspath(root)
     found: list[FileStat] = []
@@ -243,6 +290,8 @@ def stat_paths(root: Path, relpaths: Iterable[str]) -> tuple[list[FileStat], lis
             found.append(FileStat(rel, st.st_size, st.st_mtime_ns, st.st_ino))
         else:
             gone.append(rel)
+            if on_special is not None and not stat.S_ISDIR(st.st_mode):
+                on_special(rel, special_kind(st.st_mode))
     return found, gone
 
 

@@ -17,9 +17,9 @@ import structlog
 
 from jetwatch.domain.settle import FileStat
 from jetwatch.intake.dirindex import DirIndex
-from jetwatch.intake.events import BadName, ScanChunk, ScanDone, WatchEvent
+from jetwatch.intake.events import BadName, NotRegular, ScanChunk, ScanDone, WatchEvent
 from jetwatch.intake.mounts import WatchMode
-from jetwatch.intake.scan import ScanReport, next_chunk, scan_changed, scan_tree
+from jetwatch.intake.scan import DirsSeen, ScanReport, next_chunk, scan_changed, scan_tree
 
 log = structlog.get_logger(__name__)
 
@@ -34,8 +34,12 @@ class FolderDown(Exception):
         self.reason = reason
 
 
-class WatcherFailed(FolderDown):
-    """The event watcher itself failed: inotify is not usable for this folder."""
+class WatcherFailed(Exception):
+    """The event watcher failed or its watch is incomplete: scans take over for a while."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class SubdirGone(Exception):
@@ -74,19 +78,21 @@ class TreeScanner:
         *,
         record: DirIndex | None = None,
         changed: DirIndex | None = None,
+        dirs_seen: DirsSeen | None = None,
     ) -> ScanReport | None:
         """Scan ``subdir`` ("" = all) in a worker thread, one chunk at a time.
 
-        ``record`` notes every directory walked; ``changed`` makes it a pass over the
-        directories of that index whose times changed. Pulling chunk by chunk keeps memory
-        bounded and the loop responsive; ``cancelled`` stops the worker soon after this
-        coroutine is cancelled. ``check_root`` raises FolderDown when the root went away:
-        a full scan ends with it, so an unmount during the scan is an outage, not emptiness.
-        None when the subdirectory went away before it was listed.
+        ``record`` notes every directory walked, ``dirs_seen`` every subdirectory found;
+        ``changed`` makes it a pass over the directories of that index whose times changed.
+        Pulling chunk by chunk keeps memory bounded and the loop responsive; ``cancelled``
+        stops the worker soon after this coroutine is cancelled. ``check_root`` raises
+        FolderDown when the root went away: a full scan ends with it, so an unmount during
+        the scan is an outage, not emptiness. None when the subdirectory went away before
+        it was listed.
         """
         dir_errors: list[str] = []
         stop = threading.Event()
-        chunks = self._chunks(subdir, record, changed, stop, dir_errors)
+        chunks = self._chunks(subdir, record, changed, stop, dir_errors, dirs_seen)
         started = time.monotonic()
         files_seen = 0
         try:
@@ -113,12 +119,16 @@ class TreeScanner:
         changed: DirIndex | None,
         stop: threading.Event,
         dir_errors: list[str],
+        dirs_seen: DirsSeen | None,
     ) -> Iterator[list[FileStat]]:
         """The scan's chunk iterator, to be pulled from a worker thread."""
         loop = asyncio.get_running_loop()
 
         def bad_name(rel: str, why: str) -> None:
             loop.call_soon_threadsafe(self._on_event, BadName(rel, why))
+
+        def special(rel: str, kind: str) -> None:
+            loop.call_soon_threadsafe(self._on_event, NotRegular(rel, kind))
 
         def dir_error(rel: str, _exc: OSError) -> None:
             dir_errors.append(rel)
@@ -127,10 +137,12 @@ class TreeScanner:
         if changed is not None:
             return scan_changed(self.root, changed, accept=accept, dir_excluded=excluded,
                                 on_bad_name=bad_name, chunk_files=chunk_files,
-                                on_dir_error=dir_error, cancelled=stop.is_set)  # fmt: skip
+                                on_dir_error=dir_error, cancelled=stop.is_set,
+                                on_special=special)  # fmt: skip
         return scan_tree(self.root, accept=accept, dir_excluded=excluded, on_bad_name=bad_name,
                          subdir=subdir, chunk_files=chunk_files, on_dir_error=dir_error,
-                         cancelled=stop.is_set, index=record)  # fmt: skip
+                         cancelled=stop.is_set, index=record, dirs_seen=dirs_seen,
+                         on_special=special)  # fmt: skip
 
     async def _pull(
         self,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
-import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,12 +17,17 @@ from jetwatch.domain.settle import FileStat
 from jetwatch.intake.dirindex import DirIndex, dir_times_untrusted
 from jetwatch.intake.events import Hints, StateChanged, WatchEvent
 from jetwatch.intake.inotify import EventFeed, EventsFailed
-from jetwatch.intake.mounts import WatchMode, WatchState, choose_mode
-from jetwatch.intake.scan import ScanReport, outermost, under_excluded
+from jetwatch.intake.mounts import WatchMode, WatchState, pick_mode
+from jetwatch.intake.root import FolderHeld, FolderRoot, RootId
+from jetwatch.intake.scan import DirsSeen, ScanReport, outermost, under_excluded
 from jetwatch.intake.scanner import FolderDown, TreeScanner, WatcherFailed
-from jetwatch.metrics import WATCH_MODE
+from jetwatch.intake.scanpasses import ScanPasses
+from jetwatch.intake.watchguard import EventsRetry, WatchGuard
+from jetwatch.metrics import WATCH_FAILURES, WATCH_MODE
 
 log = structlog.get_logger(__name__)
+
+HELD_RETRY_S = 5.0  # a folder owned by another process is looked at again this often
 
 
 class FolderWatch:
@@ -35,9 +40,14 @@ class FolderWatch:
     changed are listed, which finds every new, renamed or deleted file; a file rewritten
     in place changes no directory, so a full walk still runs every ``reconcile_s``, and
     every pass is full where directory times cannot be trusted). A missing or replaced
-    root, or a broken watcher, makes the folder DOWN; it retries with exponential backoff
-    (``backoff_initial_s`` → ``backoff_max_s``) and resumes with a full scan. After the
-    watcher itself failed (e.g. the inotify limit was hit later), the folder stays in SCAN.
+    root makes the folder DOWN; it retries with exponential backoff (``backoff_initial_s``
+    → ``backoff_max_s``) and resumes with a full scan. EVENTS is reported only once the
+    watcher is in place and audited (:class:`WatchGuard`): after each full scan and each
+    new directory, every directory walked must hold an inotify watch, and every
+    ``root_check_s`` the folder's own watch must still be there. When the watcher fails
+    (it raised, e.g. on a name that is not UTF-8), is incomplete (the inotify limit was
+    reached as the tree grew) or went deaf, the folder is in SCAN at once, says why, and
+    tries events again after ``events_retry_s`` (doubling up to ``reconcile_s``).
 
     What it finds reaches ``on_event`` as typed events (:mod:`jetwatch.intake.events`), on
     the event loop. ``accept``, ``dir_excluded`` and ``scan_filter`` run in a worker thread
@@ -68,6 +78,7 @@ class FolderWatch:
         chunk_files: int = 2000,
         max_watches: int | None = None,
         scan_filter: Callable[[list[FileStat]], list[FileStat]] | None = None,
+        events_retry_s: float = 5.0,
     ) -> None:
         self.name = name
         self.root = Path(os.path.abspath(root))
@@ -94,17 +105,17 @@ class FolderWatch:
         self._state = WatchState(WatchMode.DOWN, "not started", time.time())
         self._mode = WatchMode.DOWN
         self._mode_reason = "not started"
-        self._events_failed: str | None = None
-        self._root_id: tuple[int, int] | None = None
+        self._retry = EventsRetry(events_retry_s, reconcile_s)  # after events failed
+        self._guard: WatchGuard | None = None
+        self._root = FolderRoot(name, self.root)  # its identity and its lock
+        self._root_id: RootId | None = None
         self._wake = asyncio.Event()
         self._requests: set[str] = set()
         self._feed: EventFeed | None = None  # EVENTS mode's watcher
         self._up = False
         self._next_reconcile_at = 0.0
         self._next_check_at = 0.0
-        # SCAN mode: the directories of the last walk, and why passes must be full if so.
-        self._dirs: DirIndex | None = None
-        self._dirs_off: str | None = None
+        self._passes = ScanPasses(name)  # SCAN mode's index of directories
 
     @property
     def state(self) -> WatchState:
@@ -130,6 +141,8 @@ class FolderWatch:
                 except FolderDown as down:
                     if self._up:
                         delay_s = self._backoff_initial_s
+                    if isinstance(down, FolderHeld):  # one flock attempt: cheap to repeat
+                        delay_s = min(delay_s, HELD_RETRY_S)
                     self._set_state(WatchMode.DOWN, down.reason)
                     log.warning(
                         "folder_down", folder=self.name, reason=down.reason, retry_s=delay_s
@@ -137,6 +150,7 @@ class FolderWatch:
                     await asyncio.sleep(delay_s)
                     delay_s = min(delay_s * 2, self._backoff_max_s)
         finally:
+            self._root.close()
             for mode in WatchMode:
                 WATCH_MODE.labels(folder=self.name, mode=mode.value).set(0)
             log.info("folder_watch_stopped", folder=self.name)
@@ -156,55 +170,73 @@ class FolderWatch:
     async def _session(self) -> None:
         await self._choose_mode()
         if self._mode is WatchMode.EVENTS:
-            await self._events_loop()
-        else:
-            await self._scan_loop()
+            try:
+                await self._events_loop()
+            except WatcherFailed as failed:
+                await self._events_lost(failed.reason)
+        await self._scan_loop()  # returns when events are to be tried again
 
     async def _choose_mode(self) -> None:
-        self._root_id = await self._stat_root()
-        if self._events_failed is not None and self._poll != "scan":
-            mode, reason = WatchMode.SCAN, f"event watcher failed earlier ({self._events_failed})"
+        self._root_id = await self._root.open()  # FolderDown when missing or owned elsewhere
+        now = asyncio.get_running_loop().time()
+        if self._retry.waiting(now) and self._poll != "scan":
+            mode, reason = WatchMode.SCAN, self._mode_reason  # back from an outage: keep waiting
         else:
-            mode, reason = await asyncio.to_thread(
-                choose_mode, self.root, self._poll, max_watches=self._max_watches
+            self._retry.due_at = None
+            mode, reason, retry = await asyncio.to_thread(
+                pick_mode, self.root, self._poll, max_watches=self._max_watches
             )
-        self._mode, self._mode_reason = mode, reason
-        self._dirs = None
-        if mode is WatchMode.SCAN and self._dirs_off is None:
-            self._dirs_off = await asyncio.to_thread(dir_times_untrusted, self.root)
+            if retry:  # over the watch limit: the limit, or the tree, may shrink
+                reason = self._retry_later(reason)
+        await self._enter(mode, reason)
         if mode is WatchMode.SCAN and self._poll != "scan":
             log.warning(
                 "watch_fallback_to_scan", folder=self.name, root=str(self.root), reason=reason
             )
         else:
             log.info("watch_mode_chosen", folder=self.name, mode=mode.value, reason=reason)
-        self._set_state(mode, reason)
 
-    async def _stat_root(self) -> tuple[int, int]:
-        try:
-            st = await asyncio.to_thread(os.stat, self.root)
-        except FileNotFoundError as exc:
-            raise FolderDown(f"root {self.root} is missing") from exc
-        except OSError as exc:
-            raise FolderDown(f"root {self.root} cannot be read: {exc.strerror}") from exc
-        if not stat.S_ISDIR(st.st_mode):
-            raise FolderDown(f"root {self.root} is not a directory")
-        return st.st_dev, st.st_ino
+    def _retry_later(self, reason: str) -> str:
+        delay_s = self._retry.schedule(asyncio.get_running_loop().time())
+        return f"{reason}; events tried again in {delay_s:.0f} s"
+
+    async def _enter(self, mode: WatchMode, reason: str) -> None:
+        self._mode, self._mode_reason = mode, reason
+        self._passes.index = None
+        if mode is WatchMode.SCAN:
+            if self._passes.off is None:
+                self._passes.off = await asyncio.to_thread(dir_times_untrusted, self.root)
+            # EVENTS is reported only once the watcher is verified (_events_loop).
+            self._set_state(mode, reason)
+
+    async def _events_lost(self, reason: str) -> None:
+        """The watcher failed, is incomplete or deaf: scan from now on, say so, retry later."""
+        WATCH_FAILURES.labels(self.name).inc()
+        reason = self._retry_later(reason)
+        log.error(
+            "watch_fallback_to_scan",
+            folder=self.name,
+            root=str(self.root),
+            reason=reason,
+            scan_interval_s=self._scan_interval_s,
+        )
+        await self._enter(WatchMode.SCAN, f"{reason}; scanning instead")
 
     async def _check_root(self) -> None:
-        """Raise FolderDown when the root vanished or is another directory now (remount)."""
-        if await self._stat_root() != self._root_id:
-            raise FolderDown(f"root {self.root} was replaced or remounted")
+        await self._root.check(self._root_id)
 
     async def _scan_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        next_scan_at = loop.time()  # the first pass is a full walk: self._dirs is None
+        next_scan_at = loop.time()  # the first pass is a full walk: no index yet
         while True:
+            retry_at = self._retry.due_at
+            if retry_at is not None and loop.time() >= retry_at:
+                return  # a new session tries events again
             if loop.time() >= next_scan_at or "" in self._requests:
                 started = loop.time()
                 await self._scan_pass()
                 self._up = True
-                if self._dirs_off is None:
+                if self._passes.off is None:
                     # Passes are cheap now: one interval from the start of the last one, so a
                     # file that arrived during a long full walk waits one interval, not two.
                     gap_s = min(self._scan_interval_s, 1.0)
@@ -214,42 +246,13 @@ class FolderWatch:
                     next_scan_at = loop.time() + self._scan_interval_s
             else:
                 await self._scan_subdirs()
-            await self._sleep_until(next_scan_at)
+            await self._sleep_until(min(next_scan_at, retry_at or next_scan_at))
 
     async def _scan_pass(self) -> None:
-        """One SCAN-mode pass: a full walk when due or required, else changed directories."""
         loop = asyncio.get_running_loop()
-        index = self._dirs
-        full = (
-            index is None
-            or self._dirs_off is not None
-            or "" in self._requests
-            or loop.time() >= self._next_reconcile_at
-        )
-        if not full and index is not None:
-            await self._scan("", changed=index)
-            if index.overflow:
-                self._incremental_off(f"more than {index.max_dirs} directories to keep track of")
-            return
-        if index is not None:
-            # A walk lists each directory once, the last maybe seconds from now: what
-            # changed since the last pass is looked at first, as any pass would.
-            await self._scan("", changed=index)
-        walked = DirIndex() if self._dirs_off is None else None
-        if await self._scan("", record=walked) is None or walked is None:
-            return
-        self._next_reconcile_at = loop.time() + self._jittered_reconcile_s()
-        moved = None if index is None else index.audit(walked)
-        if moved is not None:
-            self._incremental_off(f"directory {moved!r} changed without changing its times")
-        elif walked.overflow:
-            self._incremental_off(f"more than {walked.max_dirs} directories to keep track of")
-        else:
-            self._dirs = walked
-
-    def _incremental_off(self, reason: str) -> None:
-        self._dirs, self._dirs_off = None, reason
-        log.warning("scan_every_directory", folder=self.name, reason=reason)
+        full_due = "" in self._requests or loop.time() >= self._next_reconcile_at
+        if await self._passes.run(functools.partial(self._scan, ""), full_due=full_due):
+            self._next_reconcile_at = loop.time() + self._jittered_reconcile_s()
 
     async def _events_loop(self) -> None:
         feed = self._feed = EventFeed(
@@ -271,8 +274,11 @@ class FolderWatch:
             finally:
                 waiter.cancel()
             await self._raise_if_stopped(pump)
-            await self._scan("")
+            guard = self._guard = WatchGuard(self.name, os.fspath(self.root), feed.fd)
+            await guard.start()
+            await self._full_scan_audited(guard)
             self._up = True
+            self._set_state(WatchMode.EVENTS, self._mode_reason)
             now = asyncio.get_running_loop().time()
             self._next_reconcile_at = now + self._jittered_reconcile_s()
             self._next_check_at = now + self._root_check_s
@@ -285,21 +291,26 @@ class FolderWatch:
             if not pump.cancelled():
                 pump.exception()  # retrieved: it was handled above, or superseded
             await feed.stop()
-            self._feed = None
+            self._feed = self._guard = None
 
     async def _events_step(self, feed: EventFeed) -> float:
         """Do what is due in EVENTS mode; return when to look again (loop time)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
+        guard = self._guard
+        assert guard is not None
         if feed.root_suspect or now >= self._next_check_at:
             feed.root_suspect = False
             await self._check_root()
-            self._next_check_at = now + self._root_check_s
+            await guard.probe()
+            self._next_check_at = now + guard.probe_interval_s(self._root_check_s)
         burst_due_at = None if feed.burst_at is None else feed.burst_at + self._burst_calm_s
-        full_due = "" in self._requests or now >= self._next_reconcile_at
-        if full_due or (burst_due_at is not None and now >= burst_due_at):
+        reconcile_due = now >= self._next_reconcile_at
+        if reconcile_due or "" in self._requests or (burst_due_at and now >= burst_due_at):
             feed.burst_at = None
-            await self._scan("")
+            await self._full_scan_audited(guard)
+            if reconcile_due:
+                self._retry.healthy()  # a whole reconcile interval without a failure
             self._next_reconcile_at = loop.time() + self._jittered_reconcile_s()
             return loop.time()  # look again at once: events may have queued up meanwhile
         await self._scan_subdirs()
@@ -319,9 +330,14 @@ class FolderWatch:
         if exc is not None and not isinstance(exc, EventsFailed):
             raise exc  # a callback bug: let the process see it
         await self._check_root()  # a vanished root also ends the watcher: say that
-        reason = exc.reason if isinstance(exc, EventsFailed) else "event watcher stopped"
-        self._events_failed = reason
+        reason = exc.reason if isinstance(exc, EventsFailed) else "the event watcher stopped"
         raise WatcherFailed(reason)
+
+    async def _full_scan_audited(self, guard: WatchGuard) -> None:
+        """A full scan, then the audit: every directory it walked must be watched."""
+        dirs: DirsSeen = []
+        if await self._scan("", dirs_seen=dirs) is not None:
+            await guard.verify(dirs)
 
     # -- scanning -------------------------------------------------------------------------
 
@@ -331,20 +347,32 @@ class FolderWatch:
             wanted |= self._feed.added_dirs
             self._feed.added_dirs.clear()
         self._requests.difference_update(wanted)
+        guard = self._guard
         for reldir in outermost(wanted):
             # A subdirectory scan prunes below its start only: ``accept`` checks no ancestor.
-            if not under_excluded(reldir, self._dir_excluded):
-                await self._scan(reldir)
+            if under_excluded(reldir, self._dir_excluded):
+                continue
+            # In EVENTS mode a new directory and those found in it must be watched: when
+            # the inotify limit is reached, notify drops the error and the tree goes deaf.
+            dirs: DirsSeen | None = None if guard is None else [(reldir, 0)]
+            if await self._scan(reldir, dirs_seen=dirs) is not None and guard and dirs:
+                await guard.verify(dirs)
 
     async def _scan(
-        self, subdir: str, *, record: DirIndex | None = None, changed: DirIndex | None = None
+        self,
+        subdir: str,
+        *,
+        record: DirIndex | None = None,
+        changed: DirIndex | None = None,
+        dirs_seen: DirsSeen | None = None,
     ) -> ScanReport | None:
         """One scan through the scanner; a full one takes the full-scan requests with it."""
         if not subdir and changed is None:
             self._requests.clear()  # requests made during the scan stay for the next one
         return await self._scanner.scan(
-            subdir, self._mode, self._mode_reason, self._check_root, record=record, changed=changed
-        )
+            subdir, self._mode, self._mode_reason, self._check_root,
+            record=record, changed=changed, dirs_seen=dirs_seen,
+        )  # fmt: skip
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -32,6 +32,11 @@ APPLICATION_ID = 0x4A574C47
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
+# The WAL is checkpointed when it holds this many pages (SQLite's default is the most), or
+# a quarter of the volume's free space when that is less: on a small volume a WAL that
+# waits for 1000 pages fills the disk before its first checkpoint, and then never gets one.
+WAL_MAX_PAGES = 1000
+WAL_MIN_PAGES = 16
 
 _UNAVAILABLE = frozenset(
     {
@@ -100,6 +105,7 @@ class Db:
         self.path = path
         self.lock = threading.Lock()
         self._worker: ThreadPoolExecutor | None = None
+        self._full = False  # a write found the disk full: checkpoint before the next one
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` in this connection's thread, with the caller's log context."""
@@ -195,11 +201,38 @@ class Db:
             if str(mode).lower() != "wal":
                 raise LedgerUnavailableError(f"ledger {self.path} cannot use WAL (got {mode})")
             self.conn.execute("PRAGMA synchronous = FULL")
-            # After one huge intake the WAL would otherwise keep its peak size on small disks.
-            self.conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
+            self._size_wal()
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
         self._migrate()
+
+    def _size_wal(self) -> None:
+        """Checkpoint at a WAL size the volume can hold, and shrink the file back to it."""
+        page_size = int(self.conn.execute("PRAGMA page_size").fetchone()[0])
+        try:
+            free = os.statvfs(self.path.parent)
+            free_bytes = free.f_bavail * free.f_frsize
+        except OSError:
+            free_bytes = WAL_LIMIT_BYTES * 4
+        pages = max(WAL_MIN_PAGES, min(WAL_MAX_PAGES, free_bytes // 4 // page_size))
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+        # After a checkpoint the WAL file is cut back to this (it otherwise keeps its peak).
+        limit = min(WAL_LIMIT_BYTES, pages * page_size)
+        self.conn.execute(f"PRAGMA journal_size_limit = {limit}")
+
+    def _recover_space(self) -> None:
+        """After SQLITE_FULL: move the WAL into the database and truncate it, so the space it
+        held is free again before anything else is written (else the next writes append to
+        a WAL that can never be reset, into whatever space was freed, until full again)."""
+        try:
+            busy = int(self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+            self._size_wal()
+        except sqlite3.Error as exc:
+            log.debug("ledger_checkpoint_failed", path=str(self.path), error=str(exc))
+            return
+        if not busy:
+            self._full = False
+            log.info("ledger_space_recovered", path=str(self.path), bytes=self.size_bytes())
 
     def _validate(self, *, quick_check: bool) -> int:
         """Schema version of a jetwatch ledger; LedgerCorruptError for anything else."""
@@ -258,6 +291,8 @@ class Db:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction, committed on exit and rolled back on any error."""
         with self.lock:
+            if self._full:
+                self._recover_space()
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
@@ -267,6 +302,8 @@ class Db:
                 error = translate(exc, self.path)
                 if isinstance(error, LedgerUnavailableError):
                     LEDGER_ERRORS.inc()
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+                    self._full = True
                 raise error from exc
             except BaseException:
                 self._rollback()
@@ -317,6 +354,17 @@ class Db:
             except FileNotFoundError:
                 continue
         return total
+
+
+def check_ledger(path: Path) -> None:
+    """Raise what opening the ledger for the daemon would refuse (a foreign or damaged
+    file, a newer schema, a failed integrity check), through a read-only connection."""
+    check_header(path)
+    probe = Db._connect(path, read_only=True)
+    try:
+        probe._validate(quick_check=True)
+    finally:
+        probe.conn.close()
 
 
 def move_aside(path: Path, now: float) -> Path:

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import structlog
 
 from jetwatch.domain.states import FileKey, FileRow, InvalidTransitionError
-from jetwatch.domain.store import to_i64
+from jetwatch.domain.store import from_i64, to_i64
+from jetwatch.domain.versions import EarlierVersion
 from jetwatch.ledger.db import Db
 from jetwatch.ledger.rows import FILE_COLUMNS, file_row, id_list, unique_ids
 
@@ -85,6 +86,29 @@ class FileRecords:
             if len(new_ids) < len(keys):
                 new_ids += _revive_gone(conn, folder, keys, now)
         return new_ids
+
+    def earlier_versions(self, folder: str, file_ids: Sequence[int]) -> list[EarlierVersion]:
+        """For each of the new rows ``file_ids``, the last older version of its path that
+        was sent (SUBMITTED, TRANSFERRED or DONE), if any."""
+        ids = unique_ids(file_ids)
+        if not ids:
+            return []
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT new.id, new.relpath, new.size, new.mtime_ns, new.inode, new.stable_at, "
+                "old.size, old.mtime_ns, old.inode, old.stable_at FROM files AS new "
+                "CROSS JOIN files AS old ON old.folder = new.folder AND old.relpath = new.relpath "
+                "WHERE new.id IN (SELECT value FROM json_each(?)) AND new.folder = ? "
+                "AND old.id < new.id AND old.state IN ('SUBMITTED', 'TRANSFERRED', 'DONE') "
+                "ORDER BY new.id, old.id",
+                (id_list(ids), folder),
+            ).fetchall()
+        last: dict[int, EarlierVersion] = {}  # the newest older version wins
+        for r in rows:
+            new = FileKey(r[1], r[2], r[3], from_i64(r[4]))
+            old = FileKey(r[1], r[6], r[7], from_i64(r[8]))
+            last[r[0]] = EarlierVersion(new, r[5], old, r[9])
+        return list(last.values())
 
     def mark_gone(self, file_ids: Sequence[int], now: float) -> int:
         """STABLE/BATCHED → GONE; rows already further along are left alone. Returns the count.

@@ -21,6 +21,7 @@ from jetwatch.domain.batching import Queued
 from jetwatch.domain.report import StatusSnapshot
 from jetwatch.domain.states import BatchRow, FileKey, FileRow, HoldReason, RetryPlan
 from jetwatch.domain.store import LedgerStore
+from jetwatch.domain.versions import EarlierVersion
 from jetwatch.errors import LedgerError, LedgerUnavailableError
 from jetwatch.ledger import prune as pruning
 from jetwatch.ledger import report
@@ -98,6 +99,9 @@ class SqliteLedger:
 
     async def mark_gone(self, file_ids: Sequence[int], now: float) -> int:
         return await self._db.call(self._files.mark_gone, file_ids, now)
+
+    async def earlier_versions(self, folder: str, file_ids: Sequence[int]) -> list[EarlierVersion]:
+        return await self._db.call(self._files.earlier_versions, folder, file_ids)
 
     # batching
 

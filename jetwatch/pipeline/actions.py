@@ -97,12 +97,38 @@ class ActionResult:
         return self.outcome.value.replace("_", " ")
 
 
+def planned_action(folder: FolderSettings, row: FileRow) -> tuple[str, Path | None]:
+    """("keep" | "move" | "delete", the directory a move goes to) for one row."""
+    failed = row.state == FileState.FAILED
+    target_dir = folder.failed_dir if failed else folder.done_dir
+    return (("move" if target_dir else "keep") if failed else folder.post_action), target_dir
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OSError as people read it: what went wrong, on which path(s), and a hint."""
+    said = exc.strerror or str(exc) or type(exc).__name__
+    paths = [os.fsdecode(p) for p in (exc.filename, exc.filename2) if p is not None]
+    text = f"{said}: {' -> '.join(paths)}" if paths else said
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        text += " (jetwatch's user must be allowed to write there)"
+    elif exc.errno == errno.ENOSPC:
+        text += " (the disk is full)"
+    return text
+
+
+def action_error_text(folder: FolderSettings, row: FileRow, exc: OSError) -> str:
+    """``post-action move to /done/x.mov failed: Permission denied: /done (...)``."""
+    action, target_dir = planned_action(folder, row)
+    where = f" to {target_dir / row.relpath}" if action == "move" and target_dir else ""
+    return (
+        f"post-action {action}{where} of {folder.path / row.relpath} failed: {os_error_text(exc)}"
+    )
+
+
 def apply_action(folder: FolderSettings, row: FileRow) -> ActionResult:
     """Do the post-action for one row (blocking: runs in a worker thread)."""
     source = folder.path / row.relpath
-    failed = row.state == FileState.FAILED
-    target_dir = folder.failed_dir if failed else folder.done_dir
-    action = ("move" if target_dir else "keep") if failed else folder.post_action
+    action, target_dir = planned_action(folder, row)
     if action == "keep":
         return ActionResult(ActionOutcome.KEPT)
     try:
@@ -181,9 +207,9 @@ class PostActions:
         outcomes: Counter[ActionOutcome] = Counter()
         # One check per page: a filtered-out debug call still costs ~10 us, times 100,000.
         each = _stdlib_log.isEnabledFor(logging.DEBUG)
-        for (_, row), result in zip(rows, results, strict=True):
+        for (folder, row), result in zip(rows, results, strict=True):
             if isinstance(result, OSError):
-                await self._error(row, result, now)
+                await self._error(row, action_error_text(folder, row, result), now)
                 continue
             self._retry_at.pop(row.id, None)
             (handled if row.state == FileState.FAILED else done).append(row.id)
@@ -205,10 +231,9 @@ class PostActions:
             await self._ledger.mark_failed_handled(handled, self._clock.wall())
         return len(done) + len(handled) >= PAGE
 
-    async def _error(self, row: FileRow, exc: OSError, now: float) -> None:
+    async def _error(self, row: FileRow, message: str, now: float) -> None:
         self._retry_at[row.id] = now + RETRY_S
-        message = f"{type(exc).__name__}: {exc.strerror or exc}"
-        await self._ledger.set_error(row.id, f"post-action: {message}", self._clock.wall())
+        await self._ledger.set_error(row.id, message, self._clock.wall())
         metrics.POST_ACTION_ERRORS.labels(row.folder).inc()
         log.warning(
             "post_action_failed",

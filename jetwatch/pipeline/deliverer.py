@@ -37,6 +37,7 @@ from jetwatch.pipeline.holds import HoldKeeper
 from jetwatch.pipeline.in_doubt import InDoubtResolver
 from jetwatch.pipeline.presence import check_files, live_files, submit_objects
 from jetwatch.pipeline.submissions import Submissions
+from jetwatch.targets.kinds import spec_of
 from jetwatch.targets.registry import TargetRegistry, TargetState
 
 log = structlog.get_logger(__name__)
@@ -45,7 +46,6 @@ UNRESOLVED_RECHECK_S = 1.0  # batches waiting for their target to resolve
 IDLE_S = 5.0
 AUTH_RETRY_S = 30.0
 POST_BACKOFF = Backoff(2.0, 60.0, Jitter.EQUAL)
-FORBIDDEN_DETAIL = "the client's role may not deliver"
 
 
 class Deliverer:
@@ -172,7 +172,8 @@ class Deliverer:
         except NotFoundError:
             await outcomes.hold(batch, folder, HoldReason.NOT_FOUND, refused=True)
         except ForbiddenError:
-            await outcomes.hold(batch, folder, HoldReason.FORBIDDEN, FORBIDDEN_DETAIL, refused=True)
+            fix = spec_of(folder.target).forbidden_fix  # e.g. which role the client needs
+            await outcomes.hold(batch, folder, HoldReason.FORBIDDEN, fix, refused=True)
         except AuthError as exc:
             await outcomes.reopen(batch, now + AUTH_RETRY_S, f"credentials refused: {exc}")
         except RejectedError as exc:

@@ -113,6 +113,8 @@ class Tracker:
             results = await asyncio.gather(
                 *(self._poll_guarded(b) for b in due), return_exceptions=True
             )
+            # What just finished is no longer in flight: the stage may now idle for a while.
+            self._update_gauges([b for b in batches if b.id in self._schedule])
             for result in results:
                 if isinstance(result, BaseException):
                     raise result

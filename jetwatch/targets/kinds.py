@@ -46,6 +46,7 @@ JET = TargetSpec(
     ref_key="job",
     user_key="client_id",
     secret_key="client_secret",  # noqa: S106 - the name of a config key
+    forbidden_fix="this client's role cannot create deliveries: use an S2S_ADMIN client",
     warnings=_jet_warnings,
     online_findings=_jet_findings,
 )
@@ -57,6 +58,7 @@ INTEGRATION_MANAGER = TargetSpec(
     ref_key="job",
     user_key="username",
     secret_key="password",  # noqa: S106 - the name of a config key
+    forbidden_fix="this user may not run job configs: give it that permission in IM",
     warnings=_other_warnings,
 )
 JETSTREAM = TargetSpec(
@@ -67,6 +69,8 @@ JETSTREAM = TargetSpec(
     ref_key="target",
     user_key="username",
     secret_key="password",  # noqa: S106 - the name of a config key
+    forbidden_fix="this user may not create transfers on the JetStream server",
+    address_key="host",
     warnings=_jetstream_warnings,
     host_problems=_jetstream_host_problems,
 )

@@ -51,6 +51,9 @@ class TargetSpec:
     ref_key: str  # the folder key a problem with that is reported under: "job" or "target"
     user_key: str  # the section's key naming who logs in
     secret_key: str  # the section's secret key (``<key>_file`` is its file variant)
+    # What to do when the API answers 403: the credentials lack a role or permission.
+    forbidden_fix: str = "use credentials allowed to submit"
+    address_key: str = "base_url"  # the section's key saying where the API answers
     # Config that is allowed but worth a word (``check``), e.g. a key this kind ignores.
     warnings: Callable[[str, FolderSettings], list[str]] = _no_warnings
     # What this host lacks to run the kind at all (a vendor module).

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from jetwatch import __version__
 from jetwatch.domain.states import FileState
+from jetwatch.errors import ExitCode
 from jetwatch.ledger.sqlite import SqliteLedger
-from tests.fixtures.daemon import free_port, run_cli, write_toml
+from tests.fixtures.daemon import child_env, free_port, run_cli, write_toml
 from tests.fixtures.ledger import T0, delivered, make_keys, submitted_batch
 
 SECRET = "cli-test-secret-value"
@@ -86,12 +90,14 @@ async def test_check_ok_and_jetwatch_config_env(tmp_path: Path) -> None:
     path = write_toml(tmp_path / "ok.toml", config(tmp_path))
     by_option = await run_cli("check", "--config", str(path))
     assert by_option.code == 0, by_option.output
-    assert "config ok: 1 folder(s)" in by_option.stdout
+    assert "config ok: 1 folder\n" in by_option.stdout
     by_env = await run_cli("check", env={"JETWATCH_CONFIG": str(path)})
     assert by_env.code == 0, by_env.output
     none = await run_cli("check")
     assert none.code == 2
-    assert "jet.client_id" in none.stderr
+    assert none.stderr == (
+        "config error: --config: no configuration: pass --config FILE or set $JETWATCH_CONFIG\n"
+    )
 
 
 async def test_usage_errors_exit_2() -> None:
@@ -108,13 +114,13 @@ async def test_status_on_a_ledger_with_the_daemon_down(tmp_path: Path) -> None:
     path = write_toml(tmp_path / "c.toml", data)
     await make_ledger(tmp_path / "state" / "ledger.db")
     text = await run_cli("status", "--config", str(path))
-    assert text.code == 0, text.output
+    assert text.code == ExitCode.NO_DAEMON, text.output  # scripts can tell
     assert "DAEMON  not answering at http://127.0.0.1:" in text.stdout
     assert "IN FLIGHT (1)" in text.stdout
     assert "dlv-busy" in text.stdout
     assert "RECENT FAILURES (1)" in text.stdout
     as_json = await run_cli("status", "--json", "--config", str(path))
-    assert as_json.code == 0, as_json.output
+    assert as_json.code == ExitCode.NO_DAEMON, as_json.output
     data = json.loads(as_json.stdout)
     (folder,) = data["folders"]
     assert folder["folder"] == "in"
@@ -168,7 +174,7 @@ async def test_ledger_retry_failed(tmp_path: Path) -> None:
     await make_ledger(ledger_path)
     result = await run_cli("ledger", "retry-failed", "--config", str(path))
     assert result.code == 0, result.output
-    assert result.stdout.startswith("1 failed files queued again")
+    assert result.stdout.startswith("1 failed file queued again")
     async with await SqliteLedger.open(ledger_path) as ledger:
         counts = (await ledger.counts("in"))["in"]
     assert counts.get(FileState.FAILED, 0) == 0
@@ -196,3 +202,45 @@ async def test_check_names_console_and_webhook_without_their_secrets(tmp_path: P
     assert bad.code == 2
     assert "config error: notify.webhook_url: not an http(s) URL with a host" in bad.stderr
     assert "SECRETKEY" not in bad.output
+
+
+async def test_status_into_a_closed_pipe_says_nothing(tmp_path: Path) -> None:
+    """`jetwatch status | head -1`: the reader is gone; no traceback, no BrokenPipeError."""
+    path = write_toml(tmp_path / "c.toml", config(tmp_path))
+    await make_ledger(tmp_path / "state" / "ledger.db")
+    for args in (["status"], ["status", "--json"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # like head after its first line
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "jetwatch", *args, "--config", str(path),
+            stdout=write_end, stderr=asyncio.subprocess.PIPE, env=child_env(),
+        )  # fmt: skip
+        os.close(write_end)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert err == b"", (args, err)
+        assert proc.returncode == ExitCode.FAILURE
+
+
+async def test_move_aside_of_a_healthy_ledger_needs_force(tmp_path: Path) -> None:
+    """A ledger the daemon would open is not renamed without --force: its memory would go."""
+    path = write_toml(tmp_path / "c.toml", config(tmp_path))
+    ledger = tmp_path / "state" / "ledger.db"
+    await make_ledger(ledger)
+    refused = await run_cli("ledger", "move-aside", "--config", str(path))
+    assert refused.code == ExitCode.FAILURE
+    assert "is healthy" in refused.stderr
+    assert "--force" in refused.stderr
+    assert ledger.exists()
+    forced = await run_cli("ledger", "move-aside", "--force", "--config", str(path))
+    assert forced.code == 0, forced.output
+    assert not ledger.exists()
+    assert len(list(ledger.parent.glob("ledger.db.corrupt-*"))) == 1
+
+
+async def test_folders_key_by_key_from_the_environment(tmp_path: Path) -> None:
+    """JETWATCH_FOLDERS__PATH cannot work; the message says what does."""
+    result = await run_cli("check", env={"JETWATCH_FOLDERS__PATH": str(tmp_path)})
+    assert result.code == 2
+    assert "$JETWATCH_FOLDERS__PATH: folders cannot be set one key at a time" in result.stderr
+    assert "JETWATCH_FOLDERS to a JSON list" in result.stderr
+    assert "[[folders]] (double brackets)" not in result.stderr

@@ -7,7 +7,15 @@ from typing import Any
 
 from jetwatch.emulators.jet import ClientSpec, EmulatorServer, Role, bootstrap_manual_job
 from tests.fixtures.daemon import free_port, run_cli, write_toml
-from tests.fixtures.emulator import ADMIN_ID, ADMIN_SECRET, Api, EmulatorFactory
+from tests.fixtures.emulator import (
+    ADMIN_ID,
+    ADMIN_SECRET,
+    VIEWER_ID,
+    VIEWER_SECRET,
+    Api,
+    EmulatorFactory,
+)
+from tests.fixtures.host import as_user
 from tests.fixtures.im_helpers import IM_PASSWORD, IM_USER
 from tests.fixtures.targets import ImSetup, im_call
 
@@ -127,7 +135,11 @@ async def test_check_online_bad_credentials_and_api_down(emulator_job: Job, tmp_
     path = online_config(tmp_path, down_url, folders, client_secret=wrong)
     down = await run_cli("check", "--online", "--config", str(path))
     assert down.code == 1, down.output
-    assert "online check failed: TransportError" in down.stderr
+    # The URL and the way out, not an exception class; no JSON log lines in between.
+    assert f"online check failed: the Jet API at {down_url} could not be used" in down.stderr
+    assert "check jet.base_url" in down.stderr
+    assert "Error" not in down.stderr
+    assert "{" not in down.stderr
     for result in (refused, down):
         assert wrong not in result.output
         assert "Traceback" not in result.output
@@ -246,3 +258,50 @@ async def test_jetstream_folder_without_the_vendor_module(tmp_path: Path) -> Non
     jobs = await run_cli("jobs", "--config", str(path))
     assert jobs.code == 2, jobs.output
     assert "config error: jet.client_id: required" in jobs.stderr
+
+
+# ---- what people read ------------------------------------------------------------------
+
+
+async def test_check_online_with_a_view_only_client(emulator_job: Job, tmp_path: Path) -> None:
+    """A JET_VIEW_ONLY client: the role and the fix, not an exception class; no log lines."""
+    server, _, src, _ = emulator_job
+    folders = [{"path": str(src), "job": "Manual Job"}]
+    path = online_config(
+        tmp_path, server.url, folders, client_id=VIEWER_ID, client_secret=VIEWER_SECRET
+    )
+    result = await run_cli("check", "--online", "--config", str(path))
+    assert result.code == 2, result.output
+    assert "jet.client_id = 'viewer'" in result.stderr
+    assert "this client's role cannot create deliveries: use an S2S_ADMIN client" in result.stderr
+    assert "ForbiddenError" not in result.output
+    assert "{" not in result.stderr  # no JSON log line in the human output
+
+
+async def test_check_offline_directories_that_cannot_be_written(open_tmp: Path) -> None:
+    """done_dir, failed_dir or the ledger's directory under a file, or not writable by the
+    daemon's user: exit 2, one line per key."""
+    tmp_path = open_tmp
+    (tmp_path / "in").mkdir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    locked = tmp_path / "root-only"
+    locked.mkdir(mode=0o755)
+    folder = {"path": str(tmp_path / "in"), "job": "J", "post_action": "move"}
+    folder |= {"done_dir": str(blocker / "done"), "failed_dir": str(locked / "failed")}
+    path = online_config(tmp_path, "http://127.0.0.1:9", [folder])
+    text = path.read_text().replace(str(tmp_path / "ledger.db"), str(blocker / "l.db"))
+    path.write_text(text)
+    result = await run_cli("check", "--config", str(path))
+    assert result.code == 2, result.output
+    assert f"config error: folders[0].done_dir: {blocker}/done cannot be created: " in (
+        result.stderr
+    )
+    assert f"config error: ledger.path: {blocker} is not a directory" in result.stderr
+    # As an unprivileged user (the daemon's usual account) the root-owned one is refused too.
+    path.chmod(0o644)
+    as_other = await run_cli("check", "--config", str(path), prefix=as_user())
+    assert as_other.code == 2, as_other.output
+    assert f"folders[0].failed_dir: {locked}/failed is not writable by this user" in (
+        as_other.stderr
+    )

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from jetwatch.emulators.jet import EmulatorConfig, EmulatorServer, bootstrap_manual_job
+from jetwatch.errors import ExitCode
 from tests.fixtures.daemon import (
     SpawnDaemon,
     assert_no_secrets,
@@ -61,7 +62,8 @@ async def test_api_down_at_start_queues_then_delivers(
 
     async def queued() -> dict[str, Any] | None:
         result = await run_cli("status", "--json", "--config", str(path))
-        data = json.loads(result.stdout) if result.code == 0 else None
+        # Not ready: exit 1 (documented), the JSON as always.
+        data = json.loads(result.stdout) if result.code == ExitCode.FAILURE else None
         if data and sum(data["folders"][0]["counts"][s] for s in ("STABLE", "BATCHED")) == 1:
             return data
         return None
@@ -133,7 +135,7 @@ async def test_paused_job_holds_batches_until_resumed(
 
     async def held() -> dict[str, Any] | None:
         result = await run_cli("status", "--json", "--config", str(path))
-        data = json.loads(result.stdout) if result.code == 0 else None
+        data = json.loads(result.stdout) if result.code == ExitCode.FAILURE else None
         return data if data and data["held"] else None
 
     data = await wait_for(held, timeout_s=20, interval_s=0.2)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import shlex
+import signal
+import sys
+from pathlib import Path
 
 import pytest
 
-from tests.fixtures.daemon import run_cli
+from tests.fixtures.daemon import child_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -22,3 +27,42 @@ async def test_demo_delivers_every_sample_once() -> None:
     assert summary.group(1) == summary.group(2) == "5"
     assert "FAILED" not in result.stdout
     assert "Traceback" not in result.output
+
+
+async def test_demo_keep_says_deliveries_and_how_to_run_status() -> None:
+    """--keep: the exact `status --config` command works against the running demo, and each
+    file dropped afterwards is named once it arrived."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "jetwatch", "demo", "--keep",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=child_env(),
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+
+    async def line_with(text: str) -> str:
+        while True:
+            raw = await asyncio.wait_for(proc.stdout.readline(), 120)  # type: ignore[union-attr]
+            assert raw, "\n".join(lines)
+            lines.append(raw.decode(errors="replace").rstrip())
+            if text in lines[-1]:
+                return lines[-1]
+
+    try:
+        dropped = re.search(r"drop files into (\S+);", await line_with("drop files into"))
+        assert dropped is not None
+        folder = Path(dropped[1])
+        hint = await line_with(" status --config ")
+        command = shlex.split(hint.split("in another terminal: ", 1)[1])
+        status = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=child_env(),
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(status.communicate(), 60)
+        assert status.returncode == 0, (out + err).decode()
+        assert b"DAEMON  http://127.0.0.1:" in out
+        assert b" ready" in out
+        (folder / "dropped-later.txt").write_bytes(b"late")
+        await line_with("[demo] delivered dropped-later.txt (4 bytes)")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0, "\n".join(lines)

@@ -178,3 +178,25 @@ async def test_in_doubt_batch_of_a_deleted_job_ends_held_and_visible(
     assert held["batch_id"] == batch_id
     assert "job" in held["reason"]
     assert await received(server) == []
+
+
+async def test_submitting_is_recorded_before_the_post_arrives(
+    emulator_job: Job, tmp_path: Path
+) -> None:
+    """While the POST is still on its way (the emulator holds it 1.5 s before acting), the
+    ledger already says SUBMITTING: a crash then leaves it in doubt, never forgotten."""
+    server, job_id, src, dst = emulator_job
+    settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id)
+    async with running_daemon(settings) as daemon:
+        await set_faults(server, latency_ms=1500, latency_phase="before")
+        write_file(src / "a.bin", b"a")
+
+        async def submitting() -> bool:
+            return bool(await daemon.ledger.in_doubt_batches())
+
+        await wait_true(submitting, what="SUBMITTING in the ledger")
+        assert await received(server) == []  # the POST has not acted yet
+        await set_faults(server)
+        await wait_arrived(src, dst, ["a.bin"])
+        await wait_true(lambda: all_done(daemon, 1), what="done")
+    assert path_counts(await received(server)) == {"/a.bin": 1}

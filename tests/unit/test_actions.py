@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from jetwatch.config.settings import FolderSettings
-from jetwatch.domain.states import FileKey, FileRow, FileState
+from jetwatch.domain.states import FileKey, FileRow, FileState, HoldReason
 from jetwatch.domain.wake import Stage, Wakeups
 from jetwatch.ledger.sqlite import SqliteLedger
 from jetwatch.pipeline.actions import (
@@ -189,3 +189,32 @@ def written(root: Path, *names: str) -> list[FileKey]:
         st = make(root / name).stat()
         keys.append(FileKey(name, st.st_size, st.st_mtime_ns, st.st_ino))
     return keys
+
+
+async def test_only_delivered_files_are_offered_to_post_actions(
+    sqlite_ledger: SqliteLedger, tmp_path: Path
+) -> None:
+    """With post_action = delete, a file in any state short of a finished delivery
+    (settled, batched, submitting, in flight, held, failed, gone) stays on disk."""
+    folder = FolderSettings(path=tmp_path / "w", job="j", name="f", post_action="delete")
+    names = ["stable", "batched", "submitting", "submitted", "held", "failed", "gone", "done"]
+    keys = {}
+    for name in names:
+        st = make(folder.path / f"{name}.bin").stat()
+        keys[name] = FileKey(f"{name}.bin", st.st_size, st.st_mtime_ns, st.st_ino)
+    now = time.time()
+    ledger = sqlite_ledger
+    ids = {n: (await ledger.add_stable("f", [keys[n]], now))[0] for n in names if n != "done"}
+    batches = {n: await ledger.create_batch("f", [ids[n]], now) for n in names[1:6]}
+    for n in ("submitting", "submitted", "failed"):
+        await ledger.mark_submitting(batches[n], "job-1", now)
+    await ledger.mark_submitted(batches["submitted"], "dlv-1", now)
+    await ledger.mark_held(batches["held"], HoldReason.PAUSED, now)
+    await ledger.fail_batch(batches["failed"], "refused", now, [], [ids["failed"]])
+    await ledger.mark_gone([ids["gone"]], now)
+    await delivered(ledger, "f", [keys["done"]], now)
+    actions = PostActions(ledger, lambda: {"f": folder}, wakeups=Wakeups(), clock=FakeClock(now))
+    await actions.run_once()
+    left = sorted(p.stem for p in folder.path.iterdir())
+    assert left == sorted(n for n in names if n != "done")
+    assert [r.relpath for r in await ledger.pending_actions()] == []

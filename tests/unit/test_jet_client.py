@@ -662,3 +662,25 @@ async def test_closed_client_refuses_to_send(mock_api: CompatAioresponses) -> No
     await jet.close()
     with pytest.raises(RuntimeError, match="closed"):
         await jet.list_jobs()
+
+
+async def test_error_bodies_never_carry_the_secret_or_the_token(
+    mock_api: CompatAioresponses, client: JetClient
+) -> None:
+    """A rejection (and a 5xx that ran out of retries) echoing the client secret and the
+    bearer token keeps neither in the exception's body nor in any log line."""
+    add_token(mock_api, "tok-visible-123")
+    echo = {"message": f"refused {SECRET} / Bearer tok-visible-123"}
+    mock_api.post(DELIVERIES_URL, status=422, payload=echo)
+    mock_api.get(JOB_URL, status=503, payload=echo, repeat=True)
+    with capture_logs() as logs:
+        with pytest.raises(RejectedError) as rejected:
+            await client.create_delivery("job-1", OBJECTS)
+        with pytest.raises(TransportError):
+            await client.get_job("job-1")
+    assert rejected.value.status == 422
+    assert rejected.value.body.count("***") == 2
+    for text in (rejected.value.body, str(rejected.value), repr(logs)):
+        assert SECRET not in text
+        assert "tok-visible-123" not in text
+    assert any(e.get("body", "").count("***") == 2 for e in logs)  # the 503's body is logged

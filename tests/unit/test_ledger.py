@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import signal
@@ -28,6 +29,7 @@ from jetwatch.errors import LedgerCorruptError, LedgerError, LedgerUnavailableEr
 from jetwatch.ledger.migrations import SCHEMA_VERSION
 from jetwatch.ledger.sqlite import SqliteLedger
 from jetwatch.metrics import LEDGER_ERRORS
+from tests.fixtures.host import call_as_user, give_to
 from tests.fixtures.ledger import T0, delivered, make_keys, stable_rows, submitted_batch
 
 FOLDER = "cams"
@@ -883,17 +885,44 @@ async def test_read_only_connection_cannot_write(ledger: SqliteLedger) -> None:
     assert await states(ledger) == {"STABLE": 1}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-async def test_read_only_file_cannot_be_written(tmp_path: Path) -> None:
-    """A ledger file without write permission opens, reads, and refuses writes as unavailable."""
-    path = tmp_path / "ledger.db"
+async def read_only_file_case(ledger_path: str) -> dict[str, object]:
+    """Open a ledger file without write permission, read it, try a write (as its owner)."""
+    async with await SqliteLedger.open(Path(ledger_path)) as ledger:
+        counts = await states(ledger)
+        try:
+            await ledger.add_stable(FOLDER, make_keys(2, "new"), T0)
+        except LedgerUnavailableError as exc:
+            return {"states": counts, "refused": str(exc)}
+    return {"states": counts, "refused": None}
+
+
+async def test_read_only_file_cannot_be_written(open_tmp: Path) -> None:
+    """A ledger file without write permission opens, reads, and refuses writes as unavailable
+    (as an unprivileged user: root ignores file permissions)."""
+    path = open_tmp / "ledger.db"
     async with await SqliteLedger.open(path) as ledger:
         await ledger.add_stable(FOLDER, make_keys(1), T0)
+    if os.geteuid() == 0:
+        give_to(open_tmp)
     path.chmod(0o444)
-    try:
-        async with await SqliteLedger.open(path) as ledger:
-            assert await states(ledger) == {"STABLE": 1}
-            with pytest.raises(LedgerUnavailableError):
-                await ledger.add_stable(FOLDER, make_keys(2, "new"), T0)
-    finally:
-        path.chmod(0o644)
+    if os.geteuid() == 0:
+        found = await asyncio.to_thread(call_as_user, f"{__name__}:read_only_file_case", str(path))
+    else:
+        found = await read_only_file_case(str(path))
+    assert found["states"] == {"STABLE": 1}
+    assert found["refused"] is not None
+
+
+async def test_every_write_is_durable_synchronous_full(ledger: SqliteLedger) -> None:
+    """The daemon's own connection runs WAL with synchronous=FULL: a commit survives a power
+    cut, not only a crash (NORMAL would lose the last transactions, i.e. re-send them)."""
+    db = ledger._db
+
+    def pragmas() -> tuple[int, str]:
+        conn = db.conn
+        return (
+            int(conn.execute("PRAGMA synchronous").fetchone()[0]),
+            str(conn.execute("PRAGMA journal_mode").fetchone()[0]),
+        )
+
+    assert await db.call(pragmas) == (2, "wal")  # 2 = FULL

@@ -13,6 +13,7 @@ from jetwatch.domain.settle import FileStat
 from jetwatch.intake.dirindex import DirIndex
 from jetwatch.intake.filters import PathFilter
 from jetwatch.intake.scan import outermost, scan_changed, scan_tree, stat_paths
+from tests.fixtures.host import call_as_user, give_to
 
 
 def write(root: Path, relpath: str, data: bytes = b"x") -> None:
@@ -110,19 +111,29 @@ def test_file_deleted_mid_scan_is_skipped(tmp_path: Path) -> None:
     assert len(deleted) == 9
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads unreadable directories")
-def test_unreadable_subdir_is_reported_and_skipped(tmp_path: Path) -> None:
-    """A subdirectory without permission is reported; the rest of the tree is scanned."""
-    write(tmp_path, "ok/a.mov")
-    write(tmp_path, "locked/b.mov")
-    (tmp_path / "locked").chmod(0)
+def unreadable_subdir_case(root: str) -> dict[str, list[str]]:
+    """Scan ``root`` with its "locked" subdirectory at mode 0 (run as a user it stops)."""
+    base = Path(root)
+    (base / "locked").chmod(0)
     errors: list[str] = []
     try:
-        chunks, _ = scan_all(tmp_path, on_dir_error=lambda rel, _exc: errors.append(rel))
+        chunks, _ = scan_all(base, on_dir_error=lambda rel, _exc: errors.append(rel))
     finally:
-        (tmp_path / "locked").chmod(0o755)
-    assert [f.relpath for c in chunks for f in c] == ["ok/a.mov"]
-    assert errors == ["locked"]
+        (base / "locked").chmod(0o755)
+    return {"seen": [f.relpath for c in chunks for f in c], "errors": errors}
+
+
+def test_unreadable_subdir_is_reported_and_skipped(open_tmp: Path) -> None:
+    """A subdirectory without permission is reported; the rest of the tree is scanned
+    (as an unprivileged user: root reads unreadable directories)."""
+    write(open_tmp, "ok/a.mov")
+    write(open_tmp, "locked/b.mov")
+    if os.geteuid() == 0:
+        give_to(open_tmp)
+        found = call_as_user(f"{__name__}:unreadable_subdir_case", str(open_tmp))
+    else:
+        found = unreadable_subdir_case(str(open_tmp))
+    assert found == {"seen": ["ok/a.mov"], "errors": ["locked"]}
 
 
 def test_unreadable_subdir_even_as_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -203,3 +203,18 @@ def test_format_age(seconds: float, text: str) -> None:
 def test_format_bytes(size: int, text: str) -> None:
     """Sizes use binary units with one decimal."""
     assert format_bytes(size) == text
+
+
+def test_header_counts_held_batches_and_says_what_failures_count(
+    snapshot: StatusSnapshot,
+) -> None:
+    """The first line counts waiting and held batches (with their files), in plain plurals;
+    the failures table says what its number counts against max_attempts."""
+    first = render_text(snapshot).splitlines()[0]
+    assert first.endswith(": 0 batches waiting to be sent, 1 batch held (1 file)"), first
+    text = render_text(snapshot)
+    assert "FAILED DELIVERIES" in text
+    assert "ATTEMPTS" not in text
+    assert "given up after failing max_attempts times alone" in text
+    assert "(es)" not in text
+    assert "(s)" not in text

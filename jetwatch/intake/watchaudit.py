@@ -1,0 +1,152 @@
+"""Is a folder's inotify watch really complete? Its descriptor's watches, read from /proc.
+
+watchfiles (through the notify crate) adds a watch for every new directory and drops the
+error when the kernel refuses one (``fs.inotify.max_user_watches`` reached): files in that
+directory then give no events, silently. The kernel lists every watch of an inotify
+descriptor in ``/proc/self/fdinfo/<fd>`` (``inotify wd:.. ino:<hex> sdev:<hex> ...``), so
+the directories a scan walked can be compared with the directories really watched.
+Everything here is blocking I/O on /proc, meant for a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC_FD = Path("/proc/self/fd")
+PROC_FDINFO = Path("/proc/self/fdinfo")
+# The limit of the user namespace we run in (containers); the global one is fs.inotify's.
+MAX_WATCHES_PATHS = (
+    Path("/proc/sys/fs/inotify/max_user_watches"),
+    Path("/proc/sys/user/max_inotify_watches"),
+)
+INOTIFY_LINK = "anon_inode:inotify"
+
+DirId = tuple[int, int]  # (st_dev, st_ino) as os.stat gives them
+
+
+def inotify_fds() -> set[int] | None:
+    """This process's inotify descriptors; None when /proc cannot be read (not Linux)."""
+    try:
+        names = os.listdir(PROC_FD)
+    except OSError:
+        return None
+    found: set[int] = set()
+    for name in names:
+        try:
+            if os.readlink(PROC_FD / name) == INOTIFY_LINK:
+                found.add(int(name))
+        except (OSError, ValueError):
+            continue  # closed meanwhile
+    return found
+
+
+def _user_dev(kernel_dev: int) -> int:
+    # fdinfo prints the kernel's dev_t (major << 20 | minor); os.stat uses the user encoding.
+    return os.makedev(kernel_dev >> 20, kernel_dev & 0xFFFFF)
+
+
+def watched_dirs(fd: int) -> set[DirId] | None:
+    """(dev, inode) of every watch of inotify descriptor ``fd``; None when it is no inotify."""
+    try:
+        if os.readlink(PROC_FD / str(fd)) != INOTIFY_LINK:
+            return None
+        text = (PROC_FDINFO / str(fd)).read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    watched: set[DirId] = set()
+    for line in text.splitlines():
+        if not line.startswith("inotify "):
+            continue
+        fields = dict(part.partition(":")[::2] for part in line.split()[1:])
+        try:
+            watched.add((_user_dev(int(fields["sdev"], 16)), int(fields["ino"], 16)))
+        except (KeyError, ValueError):
+            continue
+    return watched
+
+
+def watch_limit() -> int | None:
+    """How many inotify watches this user may hold: the lower of the global and namespace limit."""
+    limits = []
+    for path in MAX_WATCHES_PATHS:
+        try:
+            limits.append(int(path.read_text(encoding="ascii").strip()))
+        except (OSError, ValueError):
+            continue
+    return min(limits) if limits else None
+
+
+def watches_held(exclude: Iterable[int] = ()) -> int:
+    """Watches this process's inotify descriptors hold (other folders' watchers)."""
+    skip = set(exclude)
+    total = 0
+    for fd in (inotify_fds() or set()) - skip:
+        total += len(watched_dirs(fd) or ())
+    return total
+
+
+def watch_budget() -> int | None:
+    """Watches a new watcher may still add: the limit minus what this process holds."""
+    limit = watch_limit()
+    return None if limit is None else max(0, limit - watches_held())
+
+
+def pick_fd(before: set[int] | None, root: str) -> int | None:
+    """The inotify descriptor created since ``before`` that watches ``root``, else None."""
+    after = inotify_fds()
+    if before is None or after is None:
+        return None
+    try:
+        st = os.stat(root)
+    except OSError:
+        return None
+    new = sorted(after - before)
+    for fd in new:
+        if (st.st_dev, st.st_ino) in (watched_dirs(fd) or ()):
+            return fd
+    return new[0] if len(new) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """What a look at a watcher's descriptor found; ``problem`` is "" when it is complete."""
+
+    watches: int
+    problem: str
+    missing: tuple[str, ...] = ()
+
+
+def audit(fd: int, root: str, dirs: Iterable[tuple[str, int]]) -> Audit:
+    """Check that ``root`` and the walked directories ``dirs`` ((relpath, inode)) are watched.
+
+    A directory whose inode has no watch is stat-ed again: one that vanished or was replaced
+    since the walk is not missing. Directories on another device (a mount point inside the
+    tree) are compared by their own (dev, inode).
+    """
+    watched = watched_dirs(fd)
+    if watched is None:
+        return Audit(0, "the watcher's inotify descriptor is gone")
+    try:
+        st = os.stat(root)
+    except OSError:
+        return Audit(len(watched), "")  # the root check reports this, not the audit
+    if (st.st_dev, st.st_ino) not in watched:
+        return Audit(len(watched), f"the folder itself has no inotify watch ({len(watched)} left)")
+    inodes = {ino for _dev, ino in watched}
+    missing = []
+    for relpath, ino in dirs:
+        if ino in inodes:
+            continue
+        try:
+            now = os.lstat(os.path.join(root, relpath))
+        except OSError:
+            continue
+        if stat.S_ISDIR(now.st_mode) and (now.st_dev, now.st_ino) not in watched:
+            missing.append(relpath)
+    if not missing:
+        return Audit(len(watched), "")
+    return Audit(len(watched), f"{len(missing)} directories have no inotify watch", tuple(missing))
