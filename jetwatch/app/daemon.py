@@ -183,6 +183,7 @@ class Daemon:
             poll_min_s=jet.poll_min_seconds,
             poll_max_s=jet.poll_max_seconds,
             poll_bounds=backends.poll_bounds(),
+            stall_bounds=backends.stall_bounds(),
             max_concurrent=jet.max_concurrent_polls,
             wakeups=wakeups,
         )
@@ -361,7 +362,9 @@ class Daemon:
         return views.readiness(stopping=stopping, targets=self.registry, intakes=self.intakes)
 
     async def status_json(self) -> dict[str, Any]:
-        return await views.status_json(self.ledger, self.registry, self.readiness())
+        data = await views.status_json(self.ledger, self.registry, self.readiness())
+        data["in_doubt"] = self.deliverer.in_doubt.waiting()
+        return data
 
     async def _refresh_gauges(self) -> None:
         await views.refresh_gauges(self.ledger, list(self._folders), self.intakes)

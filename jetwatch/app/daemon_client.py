@@ -32,7 +32,7 @@ def daemon_view(listen: str, timeout_s: float = DAEMON_TIMEOUT_S) -> dict[str, A
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         return {"url": url, "reachable": False, "error": str(reason)}
-    keys = ("ready", "reasons", "api", "jobs")
+    keys = ("ready", "reasons", "api", "jobs", "in_doubt")
     return {"url": url, "reachable": True, **{k: data.get(k) for k in keys}}
 
 
@@ -57,4 +57,15 @@ def render_daemon(view: dict[str, Any]) -> str:
     if rows:
         header = ["FOLDER", "TARGET", "JOB", "JOB ID", "PAUSED", "PROBLEM"]
         lines += table(header, rows, indent="  ")
+    waits = view.get("in_doubt") or []
+    if waits:
+        lines.append(f"IN DOUBT ({len(waits)}): answer lost; sent again once nothing that may be")
+        lines.append("  its first delivery is in progress (Jet then skips what arrived)")
+        doubt_rows = [
+            [str(w["batch_id"]), w["folder"], str(w["in_flight"]),
+             f"{w['resend_at_latest_in_s']:.0f}s"]
+            for w in waits
+        ]  # fmt: skip
+        header = ["BATCH", "FOLDER", "IN FLIGHT", "RESENT AT THE LATEST IN"]
+        lines += table(header, doubt_rows, indent="  ")
     return "\n".join(lines) + "\n"

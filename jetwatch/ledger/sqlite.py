@@ -99,6 +99,9 @@ class SqliteLedger:
     async def mark_gone(self, file_ids: Sequence[int], now: float) -> int:
         return await self._db.call(self._files.mark_gone, file_ids, now)
 
+    async def follow_version(self, file_id: int, key: FileKey, now: float) -> bool:
+        return await self._db.call(self._files.follow_version, file_id, key, now)
+
     # batching
 
     async def stable_queue(self, folder: str, limit: int) -> list[Queued]:
