@@ -102,7 +102,10 @@ def failure_text(exc: BaseException | None, network: Network, host: str) -> str:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         cert_error = exc.certificate_error
         why = getattr(cert_error, "verify_message", None) or str(cert_error)
-        return f"{name}: TLS handshake with {host} failed: {why} (trusting {network.trusted()})"
+        return (
+            f"{name}: TLS handshake with {host} failed: certificate verify failed: {why} "
+            f"(trusting {network.trusted()})"
+        )
     if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
         return f"{name}: TLS handshake with {host} failed: {exc} (trusting {network.trusted()})"
     if isinstance(exc, aiohttp.ClientProxyConnectionError):

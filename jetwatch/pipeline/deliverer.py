@@ -11,6 +11,7 @@ round first releases the holds that ended (:mod:`~jetwatch.pipeline.holds`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Callable, Mapping
 
@@ -195,7 +196,9 @@ class Deliverer:
         files: the batch is HELD until the folder is back.
         """
         rows = live_files(await self._ledger.batch_files(batch.id))
-        present, gone, problem = await asyncio.to_thread(check_files, folder.path, rows)
+        present, gone, problem = await asyncio.to_thread(
+            functools.partial(check_files, growing=folder.growing), folder.path, rows
+        )
         if problem:
             await self._outcomes.hold(batch, folder, HoldReason.FOLDER_UNAVAILABLE, problem)
             self.holds.recheck_folders_soon()
