@@ -62,7 +62,8 @@ def render_daemon(view: dict[str, Any]) -> str:
         lines.append(f"IN DOUBT ({len(waits)}): answer lost; sent again once nothing that may be")
         lines.append("  its first delivery is in progress (Jet then skips what arrived)")
         doubt_rows = [
-            [str(w["batch_id"]), w["folder"], str(w["in_flight"]),
+            [str(w["batch_id"]), w["folder"],
+             "deciding" if w["in_flight"] is None else str(w["in_flight"]),
              f"{w['resend_at_latest_in_s']:.0f}s"]
             for w in waits
         ]  # fmt: skip

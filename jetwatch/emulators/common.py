@@ -86,7 +86,7 @@ def injecting(faults: FaultInjector, is_api_path: PathTest) -> Middleware:
 
     @web.middleware
     async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not is_api_path(request.path):
+        if not is_api_path(request.path) or not faults.applies_to(request.method):
             return await handler(request)
         config = faults.config
         latency_after = faults.latency_after()

@@ -72,9 +72,10 @@ class _Wait:
     folder: str
     since_wall: float  # when the wait began (for people)
     deadline: float  # monotonic: sent again anyway after this
-    watched: frozenset[str]  # in flight when the wait began: what may be the first delivery
+    watched: frozenset[str]  # in flight after the grace: what may be the first delivery
     left: int  # how many of them were still in flight at the last look
     max_wait_s: float
+    decided: bool = True  # False during the grace, before ``watched`` is noted
 
 
 def wait_verdict(wait: _Wait, in_flight: frozenset[str], now: float) -> Outcome | None:
@@ -127,7 +128,7 @@ class InDoubtResolver:
                 "batch_id": batch_id,
                 "folder": wait.folder,
                 "since": wait.since_wall,
-                "in_flight": wait.left,
+                "in_flight": wait.left if wait.decided else None,  # None: in the grace
                 "max_wait_s": wait.max_wait_s,
                 "resend_at_latest_in_s": max(0.0, round(wait.deadline - now, 1)),
             }
@@ -205,21 +206,23 @@ class InDoubtResolver:
     async def _wait(self, batch: BatchRow, folder: FolderSettings, lookup: Lookup) -> Step:
         now, wall = self._clock.monotonic(), self._clock.wall()
         grace_left_s = wall_due_in_s(batch.updated_at + lookup.grace_s, wall)
+        wait = self._waits.get(batch.id)
+        if wait is None:
+            deadline = now + grace_left_s + lookup.max_wait_s
+            wait = _Wait(folder.label, wall, deadline, frozenset(), 0, lookup.max_wait_s, False)
+            self._waits[batch.id] = wait
+            metrics.IN_DOUBT_WAITING.set(len(self._waits))
         if grace_left_s > 0:
             # An accepted delivery may not show as in progress yet: decide after the grace.
             self._look_at[batch.id] = now + grace_left_s
             return Step.WAITING
-        wait = self._waits.get(batch.id)
-        if wait is None:
-            watched = lookup.in_flight
-            deadline = now + lookup.max_wait_s
-            wait = _Wait(folder.label, wall, deadline, watched, len(watched), lookup.max_wait_s)
-            self._waits[batch.id] = wait
-            metrics.IN_DOUBT_WAITING.set(len(self._waits))
+        if not wait.decided:
+            wait.watched, wait.left, wait.decided = lookup.in_flight, len(lookup.in_flight), True
+            wait.deadline = now + lookup.max_wait_s
             log.info(
                 "in_doubt_waiting",
                 batch_id=batch.id,
-                in_flight=len(watched),
+                in_flight=wait.left,
                 max_wait_s=lookup.max_wait_s,
             )
         verdict = wait_verdict(wait, lookup.in_flight, now)

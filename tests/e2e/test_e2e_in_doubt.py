@@ -18,6 +18,7 @@ import structlog
 from jetwatch.domain.states import BatchState
 from jetwatch.emulators.jet import EmulatorServer
 from jetwatch.ledger.sqlite import SqliteLedger
+from jetwatch.metrics import REGISTRY
 from tests.fixtures.emulator import Api, ApiFor
 from tests.fixtures.pipeline import (
     all_done,
@@ -216,14 +217,14 @@ async def test_in_doubt_batch_received_by_the_real_api_is_sent_again_and_skipped
 async def test_random_lost_answers_on_the_real_api_copy_nothing_twice(
     emulator_job: Job, tmp_path: Path
 ) -> None:
-    """A third of all answers lost after the request took effect, nothing to look up: each
+    """A third of the POSTs' answers lost after Jet acted on them, nothing to look up: each
     file arrives, copied exactly once; the lost ones went out a second time, skipped."""
     server, job_id, src, dst = emulator_job
     settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id, max_files=3)
     names = [f"d/{i:02d}.dat" for i in range(18)]
     with structlog.testing.capture_logs() as logs:
         async with running_daemon(settings) as daemon:
-            await set_faults(server, drop_rate=0.3, drop_phase="after", seed=3)
+            await set_faults(server, drop_rate=0.3, drop_phase="after", seed=3, methods=["POST"])
             for i, rel in enumerate(names):
                 write_file(src / rel, os.urandom(500 + i))
                 if i % 3 == 2:
@@ -238,3 +239,28 @@ async def test_random_lost_answers_on_the_real_api_copy_nothing_twice(
     resent = [e for e in logs if e["event"] == "delivery_post_failed" and "in doubt" in e["error"]]
     assert doubts
     assert len(resent) <= len(doubts)
+
+
+async def test_batch_waiting_in_doubt_shows_in_status_and_metrics(
+    emulator_job: Job, tmp_path: Path
+) -> None:
+    """While an in-doubt batch waits, the daemon's status lists it and the gauge counts it;
+    nothing is posted meanwhile."""
+    server, job_id, src, _ = emulator_job
+    settings = make_settings(
+        server.url, src, tmp_path / "ledger.db", job_id, jet={"in_doubt_grace_seconds": 60}
+    )
+    write_file(src / "wait.txt", b"w")
+    batch_id = await in_doubt_batch(
+        settings.ledger.path, settings.folders[0].label, src, job_id, ["wait.txt"]
+    )
+    async with running_daemon(settings) as daemon:
+
+        async def listed() -> bool:
+            return bool((await daemon.status_json())["in_doubt"])
+
+        await wait_true(listed, what="in doubt shown")
+        [shown] = (await daemon.status_json())["in_doubt"]
+        assert (shown["batch_id"], shown["in_flight"]) == (batch_id, None)
+        assert REGISTRY.get_sample_value("jetwatch_in_doubt_waiting") == 1
+    assert await received(server) == []

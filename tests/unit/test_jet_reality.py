@@ -10,6 +10,7 @@ from yarl import URL
 
 from jetwatch.apis.jet.models import Job, StorageProfile
 from jetwatch.apis.network import choose_proxy, safe_url, tls_context
+from jetwatch.app.daemon_client import render_daemon
 from jetwatch.config.settings import FolderSettings, JetSettings
 from jetwatch.domain.states import FileKey, FileState, HoldReason, InvalidTransitionError
 from jetwatch.ledger.sqlite import SqliteLedger
@@ -163,3 +164,27 @@ async def test_follow_version_takes_the_delivered_version(sqlite_ledger: SqliteL
     assert not await sqlite_ledger.add_stable("f", [final], T0 + 3)  # known: not offered again
     with pytest.raises(InvalidTransitionError):
         await sqlite_ledger.follow_version(file_id, FileKey("other.mxf", 1, 1, 1), T0 + 4)
+
+
+def test_status_shows_batches_waiting_in_doubt() -> None:
+    """``jetwatch status`` (the daemon section) lists the batches waiting in doubt."""
+    view = {
+        "url": "http://127.0.0.1:9108",
+        "reachable": True,
+        "ready": True,
+        "reasons": [],
+        "jobs": [],
+        "in_doubt": [
+            {
+                "batch_id": 7,
+                "folder": "cams",
+                "since": T0,
+                "in_flight": 1,
+                "max_wait_s": 3600.0,
+                "resend_at_latest_in_s": 3590.0,
+            }
+        ],
+    }
+    text = render_daemon(view)
+    assert "IN DOUBT (1)" in text
+    assert text.splitlines()[-1].split() == ["7", "cams", "1", "3590s"]
