@@ -17,6 +17,7 @@ import structlog
 from jetwatch.apis.jet.client import JetClient
 from jetwatch.apis.jet.models import Delivery, DeliveryObject, DeliveryState, Job, TransferState
 from jetwatch.config.settings import FolderSettings
+from jetwatch.domain.states import HoldReason
 from jetwatch.domain.target import Lookup, Progress, SubmitObject, TargetStatus
 from jetwatch.errors import (
     ApiError,
@@ -143,7 +144,11 @@ class JetTarget:
         problem = job_problem(job)
         if problem:
             return TargetStatus(False, job.paused, problem, job.job_id)
-        found = await self._folder_problem(job)
+        try:
+            found = await self._folder_problem(job)
+        except ForbiddenError as exc:
+            why = f"forbidden (403) to read storage profiles: {exc.body or exc}"
+            return TargetStatus(False, job.paused, why, job.job_id, HoldReason.FORBIDDEN)
         if found is not None:
             return TargetStatus(False, job.paused, found.problem, job.job_id, found.hold, found.key)
         return TargetStatus(not job.paused, job.paused, "", job.job_id)

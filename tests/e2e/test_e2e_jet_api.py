@@ -160,7 +160,7 @@ async def _pause_mid_delivery(
         if model is PausedBacklog.FAIL:
             await wait_true(lambda: held_files_are(daemon, 1), timeout_s=20, what="held")
         else:  # it never moves: longer than stall_seconds, paused, it is not given up
-            await asyncio.sleep(3.0)
+            await asyncio.sleep(2.5)
             assert await state_is(daemon, FileState.SUBMITTED, 1)
         assert len(await received(server)) == 1  # nothing sent to a paused job
         await set_paused(server, job_id, False)
@@ -213,10 +213,10 @@ async def test_growing_file_to_a_growing_job_goes_in_one_delivery_whole(
     settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id, growing=True)
     async with running_daemon(settings) as daemon:
         await wait_true(lambda: daemon.registry.status(settings.folders[0].label).usable)
-        await grow_file(src / "rec.mxf", 2.0)
+        await grow_file(src / "rec.mxf", 1.5)
         await wait_arrived(src, dst, ["rec.mxf"], timeout_s=30)
         await wait_true(lambda: all_done(daemon, 1), what="done")
-        await asyncio.sleep(1.5)  # a few scans: the final version is not offered again
+        await asyncio.sleep(1.0)  # two scans: the final version is not offered again
         assert await state_is(daemon, FileState.DONE, 1)
         assert await all_done(daemon, 1)
     deliveries = await outcomes_known(server)
