@@ -82,6 +82,26 @@ BATCHES_HELD = Gauge(
     ["folder"],
     registry=REGISTRY,
 )
+IN_DOUBT = Counter(
+    "jetwatch_in_doubt_total",
+    "Batches whose submission's outcome was unknown, by how each was settled: adopted (the "
+    "target showed it), not_received (proven absent), resent_idle (sent again once nothing "
+    "that may be it was in progress), resent_after_max_wait.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+IN_DOUBT_WAITING = Gauge(
+    "jetwatch_in_doubt_waiting",
+    "Batches in doubt waiting until the first delivery, if it exists, can no longer be copying.",
+    registry=REGISTRY,
+)
+DELIVERIES_REDELIVERED = Counter(
+    "jetwatch_deliveries_redelivered_total",
+    "Deliveries sent again without counting an attempt: stalled (no change for stall_seconds "
+    "and nothing in progress) or failed while their job was paused.",
+    ["folder", "reason"],
+    registry=REGISTRY,
+)
 OLDEST_PENDING_SECONDS = Gauge(
     "jetwatch_oldest_pending_seconds",
     "Age of the oldest file not yet delivered.",

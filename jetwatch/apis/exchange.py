@@ -11,15 +11,12 @@ POST) re-sent only when the server provably did not act on it; otherwise
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self, TypedDict
+from typing import Any, Self
 from urllib.parse import quote
 
 import aiohttp
@@ -28,6 +25,16 @@ from aiohttp import hdrs
 from pydantic import SecretStr
 from yarl import URL
 
+from jetwatch.apis.calls import (
+    Call,
+    ClientOptions,
+    Reply,
+    Seams,
+    Sleep,
+    TransportSettings,
+    client_parts,
+)
+from jetwatch.apis.network import Network, failure_text, network_for
 from jetwatch.apis.retry import FailureKind, RetryAction, decide_retry
 from jetwatch.apis.token import Token, TokenCache
 from jetwatch.domain.backoff import Backoff, TokenBucket, parse_retry_after
@@ -45,82 +52,21 @@ from jetwatch.metrics import API_LATENCY, API_REQUESTS
 
 log = structlog.get_logger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
+__all__ = [
+    "ApiClient",
+    "ApiTransport",
+    "Call",
+    "ClientOptions",
+    "Reply",
+    "Seams",
+    "Sleep",
+    "TransportSettings",
+    "client_parts",
+    "decode_json",
+]
 
 BODY_LIMIT_CHARS = 500
 _REDACT_SCAN_BYTES = 65536
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One logical API call; ``route`` is the template used in metrics and logs."""
-
-    method: str
-    route: str
-    url: URL
-    params: dict[str, str] | None = None
-    body: Any = field(default=None, repr=False)  # the token request body holds the secret
-    idempotent: bool = True
-    auth: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A 2xx answer (or, internally, any answer) as status, raw body and Retry-After."""
-
-    status: int
-    body: bytes = field(repr=False)
-    retry_after: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class TransportSettings:
-    """Timeouts, retry budget, pacing and token margin of one client."""
-
-    request_timeout_s: float = 30.0
-    connect_timeout_s: float = 10.0
-    max_retries: int = 5  # retries after the first attempt
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-    rate_limit_per_s: float = 20.0  # 0 disables the client-side limit
-    token_margin_s: float = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Seams:
-    """The session and the seams tests replace: ``sleep``, ``clock`` (monotonic s), ``rand``."""
-
-    session: aiohttp.ClientSession | None = None
-    sleep: Sleep = asyncio.sleep
-    clock: Callable[[], float] = time.monotonic
-    rand: Callable[[], float] = random.random
-
-
-class ClientOptions(TypedDict, total=False):
-    """Keyword options of every API client; ``max_retries`` counts retries after the first."""
-
-    session: aiohttp.ClientSession | None
-    request_timeout_s: float
-    connect_timeout_s: float
-    max_retries: int
-    backoff_base_s: float
-    backoff_max_s: float
-    rate_limit_per_s: float
-    token_margin_s: float
-    sleep: Sleep
-    clock: Callable[[], float]
-    rand: Callable[[], float]
-
-
-_SEAMS = frozenset(f.name for f in fields(Seams))
-
-
-def client_parts(options: ClientOptions, **defaults: float) -> tuple[TransportSettings, Seams]:
-    """A client's options split into its transport settings and its seams."""
-    given: dict[str, Any] = {**defaults, **options}
-    seams = Seams(**{k: v for k, v in given.items() if k in _SEAMS})
-    settings = TransportSettings(**{k: v for k, v in given.items() if k not in _SEAMS})
-    return replace(settings, max_retries=max(0, settings.max_retries)), seams
 
 
 class _SendFailedError(Exception):
@@ -149,6 +95,9 @@ class ApiTransport:
             raise ValueError("base_url must be an http(s) URL with a host")
         self.base = base
         self._settings = settings
+        # ValueError for a CA file that cannot be loaded (the caller names the config key).
+        self.network: Network = network_for(base, settings.proxy, settings.ca_file)
+        self._host = f"{base.host}:{base.port}"
         self._session = seams.session
         self._owns_session = seams.session is None
         self._closed = False
@@ -220,7 +169,7 @@ class ApiTransport:
                 reply = await self._exchange(call, token)
             except _SendFailedError as failure:
                 delay_s = self._delay_after_failure(call, failure, attempt)
-                reason = type(failure.__cause__).__name__
+                reason = failure_text(failure.__cause__, self.network, self._host)
             else:
                 if 200 <= reply.status < 300:
                     return reply
@@ -273,7 +222,8 @@ class ApiTransport:
         if self._closed:
             raise RuntimeError(f"the {self.api_name} client is closed")
         if self._session is None:  # created lazily so it belongs to the running loop
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # trust_env off: the proxy was chosen once (network.py), NO_PROXY included.
+            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=False)
         status = "error"
         started = time.perf_counter()
         try:
@@ -285,6 +235,8 @@ class ApiTransport:
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
+                proxy=self.network.proxy,
+                ssl=self.network.tls if self.network.tls is not None else True,
             ) as response:
                 body = await response.read()
                 status = str(response.status)
@@ -304,7 +256,7 @@ class ApiTransport:
 
     def _delay_after_failure(self, call: Call, failure: _SendFailedError, attempt: int) -> float:
         cause = failure.__cause__
-        reason = type(cause).__name__
+        reason = failure_text(cause, self.network, self._host)
         action = decide_retry(idempotent=call.idempotent, failure=failure.kind)
         if action is RetryAction.OUTCOME_UNKNOWN:
             log.error(
@@ -314,11 +266,8 @@ class ApiTransport:
                 f"{call.method} {call.route}: {reason}; the request may have been processed"
             ) from cause
         if attempt >= self._settings.max_retries:
-            # aiohttp's own words name the host and port ("Cannot connect to host ..."); a
-            # timeout has none.
-            said = str(cause) or f"no answer in time ({reason})"
             raise TransportError(
-                f"{call.method} {call.route}: {said} after {attempt + 1} attempts"
+                f"{call.method} {call.route}: {reason} after {attempt + 1} attempts"
             ) from cause
         return self._backoff_s(attempt)
 
@@ -374,6 +323,15 @@ class ApiClient:
     """Base of the API clients: one transport, closed by ``close`` or ``async with``."""
 
     _transport: ApiTransport
+
+    @property
+    def network(self) -> Network:
+        """The proxy and CAs this client uses (``check --online`` says them)."""
+        return self._transport.network
+
+    @property
+    def base_url(self) -> str:
+        return str(self._transport.base)
 
     async def __aenter__(self) -> Self:
         return self

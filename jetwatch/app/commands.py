@@ -199,13 +199,21 @@ async def check_command(path: Path | None, *, online: bool) -> ExitCode:
             try:
                 results.append(await _check_folder(backends, f"folders[{i}]", folder))
             except ApiError as exc:
+                _print_network(backends)
                 return _api_failure(settings, spec_of(folder.target), "online check", exc)
             except ConfigError as exc:
                 print_problems(exc.problems)
                 return ExitCode.CONFIG
+        _print_network(backends)
     finally:
         await backends.aclose()
     return _report(results)
+
+
+def _print_network(backends: Backends) -> None:
+    """Which proxy (and why) and which CAs each API was reached with."""
+    for line in backends.network_lines():
+        print(f"network: {line}")
 
 
 def _report(results: list[tuple[list[str], list[Finding]]]) -> ExitCode:
@@ -237,7 +245,7 @@ def _status_findings(spec: TargetSpec, key: str, status: TargetStatus) -> list[F
     where = f"{key}.{spec.ref_key}"
     findings = []
     if status.problem:
-        findings.append(Finding(where, status.problem))
+        findings.append(Finding(f"{key}.{status.problem_key or spec.ref_key}", status.problem))
     if status.paused:
         findings.append(Finding(where, f"{spec.ref_word} {status.ident} is paused", transient=True))
     return findings

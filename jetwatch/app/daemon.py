@@ -187,6 +187,7 @@ class Daemon:
             poll_min_s=jet.poll_min_seconds,
             poll_max_s=jet.poll_max_seconds,
             poll_bounds=backends.poll_bounds(),
+            stall_bounds=backends.stall_bounds(),
             max_concurrent=jet.max_concurrent_polls,
             wakeups=wakeups,
             file_lines=FileLines(self.ledger, per_minute=self.settings.log.file_lines_per_minute),
@@ -374,6 +375,7 @@ class Daemon:
 
     async def status_json(self) -> dict[str, Any]:
         data = await views.status_json(self.ledger, self.registry, self.readiness())
+        data["in_doubt"] = self.deliverer.in_doubt.waiting()
         return self.ops_view.extend(data)
 
     async def _refresh_gauges(self) -> None:

@@ -32,7 +32,7 @@ def daemon_view(listen: str, timeout_s: float = DAEMON_TIMEOUT_S) -> dict[str, A
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         return {"url": url, "reachable": False, "error": str(reason)}
-    keys = ("ready", "reasons", "api", "jobs", "notify", "watch")
+    keys = ("ready", "reasons", "api", "jobs", "notify", "watch", "in_doubt")
     progress = {
         str(b.get("batch_id")): b["progress"]
         for b in data.get("in_flight") or []
@@ -64,7 +64,27 @@ def render_daemon(view: dict[str, Any]) -> str:
         lines += table(header, rows, indent="  ")
     lines += _notify_lines(view.get("notify") or {})
     lines += _notice_lines(view.get("watch") or {})
+    lines += _in_doubt_lines(view.get("in_doubt") or [])
     return "\n".join(lines) + "\n"
+
+
+def _in_doubt_lines(waits: list[dict[str, Any]]) -> list[str]:
+    """Batches whose answer was lost, waiting until a re-send cannot copy twice."""
+    if not waits:
+        return []
+    lines = [
+        f"IN DOUBT ({len(waits)}): answer lost; sent again once nothing that may be",
+        "  its first delivery is in progress (Jet then skips what arrived)",
+    ]
+    rows = [
+        [str(w["batch_id"]), w["folder"],
+         "deciding" if w["in_flight"] is None else str(w["in_flight"]),
+         f"{w['resend_at_latest_in_s']:.0f}s"]
+        for w in waits
+    ]  # fmt: skip
+    return lines + table(
+        ["BATCH", "FOLDER", "IN FLIGHT", "RESENT AT THE LATEST IN"], rows, indent="  "
+    )
 
 
 def _notify_lines(notify: dict[str, Any]) -> list[str]:

@@ -14,7 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from jetwatch.config.targets import IntegrationManagerSettings, JetStreamSettings, http_url
+from jetwatch.config.targets import (
+    IntegrationManagerSettings,
+    JetStreamSettings,
+    NetworkKeys,
+    http_url,
+)
 
 DEFAULT_BASE_URL = "https://platform-api-service.services.cloud.signiant.com"
 # IPv6 hosts need brackets (the last colon separates the port); "%" allows a zone id.
@@ -39,7 +44,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class JetSettings(_Section):
+class JetSettings(_Section, NetworkKeys):
     base_url: str = DEFAULT_BASE_URL
     client_id: str = ""
     client_secret: SecretStr | None = None
@@ -53,6 +58,13 @@ class JetSettings(_Section):
     max_concurrent_polls: int = Field(8, ge=1)
     job_recheck_seconds: float = Field(30.0, gt=0)
     delivery_timeout_seconds: float = Field(86400.0, gt=0)
+    # In doubt (a POST whose answer was lost): how long a delivery may take to show as in
+    # progress, and the longest wait for one to end before the batch is sent again anyway.
+    in_doubt_grace_seconds: float = Field(10.0, ge=0)
+    in_doubt_max_wait_seconds: float = Field(3600.0, gt=0)
+    # A delivery showing no change this long (the job running) and no transfer in progress
+    # is stalled: it is delivered again (Jet skips what arrived).
+    stall_seconds: float = Field(1800.0, gt=0)
 
     @field_validator("client_secret", "client_secret_file", mode="before")
     @classmethod

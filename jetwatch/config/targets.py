@@ -73,6 +73,47 @@ def http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def proxy_value(value: str) -> str:
+    """``proxy``: "" (use HTTPS_PROXY/NO_PROXY), "direct", or an http(s) proxy URL."""
+    value = value.strip()
+    if value in ("", "direct"):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # Never echo the value: a proxy URL may carry a password.
+        raise ValueError('must be "", "direct" or an http(s)://host:port proxy URL')
+    return value
+
+
+def ca_file_value(value: Path | None) -> Path | None:
+    """``ca_file``: a PEM bundle that exists (trusted besides the system store)."""
+    if value is not None and not value.is_file():
+        raise ValueError(f"{value} is not a file")
+    return value
+
+
+class NetworkKeys(BaseModel):
+    """``proxy`` and ``ca_file``, shared by the sections of the HTTP APIs (Jet, IM)."""
+
+    proxy: str = ""
+    ca_file: Path | None = None
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, value: str) -> str:
+        return proxy_value(value)
+
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _empty_ca(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca(cls, value: Path | None) -> Path | None:
+        return ca_file_value(value)
+
+
 class _TargetSection(_Section):
     """What both target sections have: a password (or its file) and polling bounds."""
 
@@ -90,7 +131,7 @@ class _TargetSection(_Section):
         return self
 
 
-class IntegrationManagerSettings(_TargetSection):
+class IntegrationManagerSettings(_TargetSection, NetworkKeys):
     """``[integration_manager]``: where the API is, who logs in, which job config runs."""
 
     base_url: str

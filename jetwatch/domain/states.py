@@ -54,6 +54,9 @@ class HoldReason(StrEnum):
     NOT_FOUND = "job not found (404)"
     FORBIDDEN = "forbidden (403)"  # the client's role may not submit
     FOLDER_UNAVAILABLE = "folder unavailable"  # the watched folder cannot be read
+    # Jet would copy the profile's file of that name, not ours: nothing is sent or touched.
+    OUTSIDE_PROFILE = "folder outside its job's source profile"
+    NOT_GROWING = "job does not follow growing objects"  # a ``growing = true`` folder
 
     @property
     def is_target(self) -> bool:

@@ -66,6 +66,9 @@ class LedgerStore(Protocol):
         self, folder: str, file_ids: Sequence[int]
     ) -> list[EarlierVersion]: ...
 
+    # growing folders: the delivery carried the file as it is now (see ledger/files.py)
+    async def follow_version(self, file_id: int, key: FileKey, now: float) -> bool: ...
+
     # batching
     async def stable_queue(self, folder: str, limit: int) -> list[Queued]: ...
     async def create_batch(

@@ -4,7 +4,10 @@ A target takes one batch of complete local files, starts whatever the back end c
 submission (a Jet delivery, an Integration Manager job run, a JetStream transfer) and
 returns an opaque *handle* string, which the ledger keeps in its ``delivery_id`` column.
 ``poll`` turns a handle into a :class:`Progress`; ``find_submission`` answers the in-doubt
-question after a crash ("did the back end receive this batch?").
+question after a crash ("did the back end receive this batch?") as a :class:`Lookup`:
+found (adopt it), not received (submit again), or unproven — the Jet API cannot be asked —
+with the work in flight that may be it, so the batch is submitted again only once that is
+over (``pipeline/in_doubt.py``).
 
 Errors are the tree of :mod:`jetwatch.errors`, the same for every target; the class says
 what to do:
@@ -36,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from jetwatch.domain.states import HoldReason
+
 
 @dataclass(frozen=True, slots=True)
 class SubmitObject:
@@ -54,6 +59,8 @@ class TargetStatus:
     paused: bool = False
     problem: str = ""  # why batches cannot be sent ("" when they can, or only paused)
     ident: str | None = None
+    hold: HoldReason = HoldReason.UNUSABLE  # what a batch held for ``problem`` shows
+    problem_key: str = ""  # the folder key ``problem`` is about ("": what the folder names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,37 @@ class Progress:
     failed_count: int = 0
     bytes_done: int = 0  # as the back end reports it; 0 when it reports none
     detail: str = ""  # why it failed, for logs and status
+    bytes_skipped: int = 0  # bytes the back end found already there
+    job_paused: bool = False  # failed while its job (destination) is paused: not the files'
+    marks: tuple[object, ...] = ()  # other signs of life (Jet's lastModifiedOn): stall checks
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What a target can tell of an in-doubt submission (see the module docstring).
+
+    ``in_flight`` names the target's work in progress that may be this submission (for Jet:
+    transfers of deliveries jetwatch does not know); ``grace_s`` is how long a submission
+    may take to show as in flight, ``max_wait_s`` the bound on waiting for it to end.
+    """
+
+    handle: str | None = None
+    absent: bool = False
+    in_flight: frozenset[str] = frozenset()
+    grace_s: float = 0.0
+    max_wait_s: float = 0.0
+
+    @classmethod
+    def found(cls, handle: str) -> Lookup:
+        return cls(handle=handle)
+
+    @classmethod
+    def not_received(cls) -> Lookup:
+        return cls(absent=True)
+
+    @classmethod
+    def unproven(cls, in_flight: frozenset[str], grace_s: float, max_wait_s: float) -> Lookup:
+        return cls(in_flight=in_flight, grace_s=grace_s, max_wait_s=max_wait_s)
 
 
 @runtime_checkable
@@ -98,10 +136,21 @@ class Target(Protocol):
         ...
 
     async def find_submission(
-        self, objects: Sequence[SubmitObject], known_handles: set[str], *, ident: str | None = None
-    ) -> str | None:
-        """After a crash: the handle of a submission with exactly these objects that is not
-        one of ``known_handles``, or None when it provably did not happen."""
+        self,
+        objects: Sequence[SubmitObject],
+        known_handles: set[str],
+        *,
+        ident: str | None = None,
+        since: float | None = None,
+    ) -> Lookup:
+        """After a crash: a submission with exactly these objects that is not one of
+        ``known_handles`` (made no earlier than ``since``, epoch s, when the back end says
+        when it was made), or whether its absence is proven (see :class:`Lookup`)."""
+        ...
+
+    async def is_moving(self, handle: str, *, ident: str | None = None) -> bool:
+        """Whether the back end shows the submission's work in progress right now (True when
+        it cannot tell): a submission that shows no progress is declared stalled only if not."""
         ...
 
     async def aclose(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -85,7 +86,7 @@ def injecting(faults: FaultInjector, is_api_path: PathTest) -> Middleware:
 
     @web.middleware
     async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not is_api_path(request.path):
+        if not is_api_path(request.path) or not faults.applies_to(request.method):
             return await handler(request)
         config = faults.config
         latency_after = faults.latency_after()
@@ -111,10 +112,10 @@ def injecting(faults: FaultInjector, is_api_path: PathTest) -> Middleware:
 # ---- the listening server --------------------------------------------------------------
 
 
-def base_url(host: str, port: int) -> str:
+def base_url(host: str, port: int, scheme: str = "http") -> str:
     """The URL clients use for a server listening on ``host`` (wildcards mean loopback)."""
     host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 class AppServer:
@@ -125,6 +126,7 @@ class AppServer:
         self._wanted_port = port
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self._tls: ssl.SSLContext | None = None
 
     @property
     def port(self) -> int:
@@ -134,14 +136,15 @@ class AppServer:
 
     @property
     def url(self) -> str:
-        """Base URL for clients, e.g. ``http://127.0.0.1:8080``."""
-        return base_url(self._host, self.port)
+        """Base URL for clients, e.g. ``http://127.0.0.1:8080`` (https when serving TLS)."""
+        return base_url(self._host, self.port, "https" if self._tls else "http")
 
-    async def listen(self, app: web.Application) -> None:
-        """Serve ``app``; a port already in use is a ConfigError naming it."""
+    async def listen(self, app: web.Application, tls: ssl.SSLContext | None = None) -> None:
+        """Serve ``app`` (over TLS with ``tls``); a port already in use is a ConfigError."""
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._wanted_port)
+        self._tls = tls
+        site = web.TCPSite(runner, self._host, self._wanted_port, ssl_context=tls)
         try:
             await site.start()
         except OSError as exc:

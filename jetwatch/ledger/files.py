@@ -141,6 +141,34 @@ class FileRecords:
             )
         return int(changed)
 
+    def follow_version(self, file_id: int, key: FileKey, now: float) -> bool:
+        """A SUBMITTED row's delivery carried the file as ``key`` (Jet followed it while it
+        grew): the row takes that key, and a row of ``key`` never sent (STABLE, GONE) goes.
+
+        False (nothing changed) when another row of ``key`` is on its own way.
+        """
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT folder, relpath, state FROM files WHERE id = ?", (file_id,)
+            ).fetchone()
+            if row is None or row[2] != "SUBMITTED" or row[1] != key.relpath:
+                raise InvalidTransitionError(f"follow_version({file_id}): not a SUBMITTED row")
+            same_key = (row[0], key.relpath, key.size, key.mtime_ns, to_i64(key.inode))
+            other = conn.execute(
+                "SELECT id, state FROM files WHERE folder = ? AND relpath = ? AND size = ? "
+                "AND mtime_ns = ? AND inode = ?",
+                same_key,
+            ).fetchone()
+            if other is not None and other[0] != file_id:
+                if other[1] not in ("STABLE", "GONE"):
+                    return False
+                conn.execute("DELETE FROM files WHERE id = ?", (other[0],))
+            conn.execute(
+                "UPDATE files SET size = ?, mtime_ns = ?, inode = ?, updated_at = ? WHERE id = ?",
+                (key.size, key.mtime_ns, to_i64(key.inode), now, file_id),
+            )
+        return True
+
     # post-actions
 
     def pending_actions(self, limit: int = 500) -> list[FileRow]:

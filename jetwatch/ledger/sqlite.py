@@ -103,6 +103,9 @@ class SqliteLedger:
     async def earlier_versions(self, folder: str, file_ids: Sequence[int]) -> list[EarlierVersion]:
         return await self._db.call(self._files.earlier_versions, folder, file_ids)
 
+    async def follow_version(self, file_id: int, key: FileKey, now: float) -> bool:
+        return await self._db.call(self._files.follow_version, file_id, key, now)
+
     # batching
 
     async def stable_queue(self, folder: str, limit: int) -> list[Queued]:

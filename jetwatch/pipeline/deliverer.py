@@ -3,13 +3,15 @@
 Every step is written to the ledger before the action it allows: a batch is SUBMITTING
 before its submission (a Jet delivery POST, an IM job run, a JetStream transfer). One
 whose outcome is unknown (or a crash mid-submit) leaves the batch SUBMITTING, "in doubt";
-:mod:`~jetwatch.pipeline.in_doubt` resolves it before anything is submitted again. Each
+:mod:`~jetwatch.pipeline.in_doubt` settles it (adopt, or send again once the first
+delivery, if any, can no longer be copying) before anything is submitted again. Each
 round first releases the holds that ended (:mod:`~jetwatch.pipeline.holds`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Callable, Mapping
 
@@ -34,7 +36,7 @@ from jetwatch.errors import (
     RejectedError,
 )
 from jetwatch.pipeline.holds import HoldKeeper
-from jetwatch.pipeline.in_doubt import InDoubtResolver
+from jetwatch.pipeline.in_doubt import InDoubtResolver, Step
 from jetwatch.pipeline.presence import check_files, live_files, submit_objects
 from jetwatch.pipeline.submissions import Submissions
 from jetwatch.targets.kinds import spec_of
@@ -95,7 +97,8 @@ class Deliverer:
         await self.submit_open()
         now, wall = self._clock.monotonic(), self._clock.wall()
         # Set during this round: a submit that stayed in doubt, a batch held for its folder.
-        candidates += [t for t in (self.in_doubt.due_at, self.holds.recheck_at) if t > now]
+        looks = (self.in_doubt.due_at, self.in_doubt.next_look, self.holds.recheck_at)
+        candidates += [t for t in looks if t is not None and t > now]
         for label in self._folders():
             due_wall = await self._ledger.next_open_at(label)
             if due_wall is None:
@@ -165,7 +168,8 @@ class Deliverer:
         except (OutcomeUnknownError, ProtocolError) as exc:
             # A garbled answer is still an answer: the target may well have accepted it.
             log.warning("delivery_outcome_unknown", error=str(exc))
-            if not await self.in_doubt.resolve_one(await self._ledger.batch(batch.id), folder):
+            step = await self.in_doubt.resolve_one(await self._ledger.batch(batch.id), folder)
+            if step is Step.UNASKED:
                 self.in_doubt.backoff()
         except PausedError:
             await outcomes.hold(batch, folder, HoldReason.PAUSED, refused=True)
@@ -193,7 +197,9 @@ class Deliverer:
         files: the batch is HELD until the folder is back.
         """
         rows = live_files(await self._ledger.batch_files(batch.id))
-        present, gone, problem = await asyncio.to_thread(check_files, folder.path, rows)
+        present, gone, problem = await asyncio.to_thread(
+            functools.partial(check_files, growing=folder.growing), folder.path, rows
+        )
         if problem:
             await self._outcomes.hold(batch, folder, HoldReason.FOLDER_UNAVAILABLE, problem)
             self.holds.recheck_folders_soon()

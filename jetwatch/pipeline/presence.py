@@ -40,11 +40,13 @@ def folder_problem(root: Path) -> str | None:
     return None if stat.S_ISDIR(st.st_mode) else f"{root}: not a directory"
 
 
-def check_files(root: Path, files: Sequence[FileRow]) -> Presence:
+def check_files(root: Path, files: Sequence[FileRow], *, growing: bool = False) -> Presence:
     """Stat each file under ``root`` (blocking: call it in a worker thread).
 
     A missing or unreadable folder (a share that dropped) proves nothing about its files;
-    neither does an EACCES/EIO/ESTALE on one file: then nothing is judged.
+    neither does an EACCES/EIO/ESTALE on one file: then nothing is judged. In a ``growing``
+    folder a file that grew since it was handed over is still the same one (same inode,
+    not shorter): its job follows it until it is idle.
     """
     problem = folder_problem(root)
     if problem is not None:
@@ -60,5 +62,6 @@ def check_files(root: Path, files: Sequence[FileRow]) -> Presence:
         except OSError as exc:  # EACCES, EIO, ESTALE: unknown, not gone
             return Presence([], [], f"{row.relpath}: {exc.strerror or exc}")
         same = (st.st_size, st.st_mtime_ns, st.st_ino) == (row.size, row.mtime_ns, row.inode)
-        (present if same and stat.S_ISREG(st.st_mode) else gone).append(row)
+        grew = growing and st.st_ino == row.inode and st.st_size >= row.size
+        (present if (same or grew) and stat.S_ISREG(st.st_mode) else gone).append(row)
     return Presence(present, gone)

@@ -6,13 +6,23 @@ target kind), with a bound on concurrent requests. The verdict is the target's
 :class:`~jetwatch.domain.target.Progress` (for Jet: the delivery's, never one transfer's).
 A batch of a folder a reload removed is followed through the target the folder had; after
 a restart without that folder, it waits in the ledger until the folder is configured again.
+
+Two endings are not the files' fault and are delivered again without counting an attempt
+(Jet skips what arrived): a delivery that failed while its job is paused (a job with
+``clearBacklogOnPause`` drops its work), and a stalled one — no change for ``stall_s``
+(a kind's ``stall_seconds``; the clock stands still while the job is paused) and no
+transfer of it in progress. A growing folder's delivery that moved exactly the bytes on
+disk now carried each file as it is now (Jet followed it until idle): the ledger row takes
+that version, so it is not delivered a second time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -21,7 +31,7 @@ from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
 from jetwatch.domain.progress import ProgressBoard
 from jetwatch.domain.retry import plan_retry
-from jetwatch.domain.states import BatchRow
+from jetwatch.domain.states import BatchRow, FileKey, FileRow, RetryPlan
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.target import Progress
 from jetwatch.domain.wake import Stage, Wakeups, run_stage
@@ -43,6 +53,7 @@ class _Schedule:
     interval_s: float
     started: float  # a submission from before a restart counts its age from its wall time
     fingerprint: tuple[object, ...] = ()
+    changed_at: float = 0.0  # when it last showed a change (or its job was paused)
 
 
 class Tracker:
@@ -62,6 +73,7 @@ class Tracker:
         poll_min_s: float = 1.0,
         poll_max_s: float = 30.0,
         poll_bounds: Mapping[str, tuple[float, float]] | None = None,
+        stall_bounds: Mapping[str, float] | None = None,
         max_concurrent: int = 8,
         wakeups: Wakeups,
         clock: Clock = SYSTEM_CLOCK,
@@ -76,6 +88,7 @@ class Tracker:
         self._poll_min_s = poll_min_s
         self._poll_max_s = poll_max_s
         self._bounds = dict(poll_bounds or {})
+        self._stalls = dict(stall_bounds or {})
         self._limit = asyncio.Semaphore(max_concurrent)
         self._wakeups = wakeups
         self._clock = clock
@@ -102,7 +115,7 @@ class Tracker:
                 poll_min_s = self._bounds_of(batch)[0]
                 ran_s = max(0.0, wall - (batch.submitted_at or batch.created_at))
                 sched = self._schedule[batch.id] = _Schedule(
-                    now + poll_min_s, poll_min_s, started=now - ran_s
+                    now + poll_min_s, poll_min_s, started=now - ran_s, changed_at=now
                 )
             if sched.next_at <= now:
                 due.append(batch)
@@ -156,12 +169,48 @@ class Tracker:
             batch.id, folder=batch.folder, handle=batch.delivery_id, files=batch.file_count,
             bytes_total=batch.total_bytes, progress=progress, now=now, wall=self._clock.wall(),
         )  # fmt: skip
+        paused = self._targets.status(batch.folder).paused
         if not progress.done:
             self._reschedule(sched, progress, now, poll_min_s, poll_max_s)
+            if paused:
+                sched.changed_at = now  # it cannot move while its job is paused
+            await self._check_stall(batch, sched, now)
+        elif progress.failed and (progress.job_paused or paused):
+            why = f"failed while its job was paused: {progress.detail or 'failed'}"
+            await self._redeliver(batch, "job_paused", why)
         elif progress.failed:
             await self._finish_failed(batch, progress.detail or "failed")
         else:
             await self._finish_ok(batch, progress, now - sched.started)
+
+    async def _check_stall(self, batch: BatchRow, sched: _Schedule, now: float) -> None:
+        folder = self._folders().get(batch.folder)
+        stall_s = None if folder is None else self._stalls.get(folder.target)
+        target = self._targets.target(batch.folder)
+        if stall_s is None or target is None or now - sched.changed_at < stall_s:
+            return
+        assert batch.delivery_id is not None
+        try:
+            moving = await target.is_moving(batch.delivery_id, ident=batch.job_id)
+        except ApiError as exc:
+            log.warning("delivery_stall_check_failed", error=str(exc))
+            return
+        if moving:
+            sched.changed_at = now  # copying one big file shows no count change for long
+            return
+        why = f"stalled: no change for {stall_s:.0f} s and no transfer of it in progress"
+        await self._redeliver(batch, "stalled", why)
+
+    async def _redeliver(self, batch: BatchRow, reason: str, why: str) -> None:
+        """Send the batch's files again as the same attempt (not the files' fault)."""
+        now = self._clock.wall()
+        ids = tuple(f.id for f in live_files(await self._ledger.batch_files(batch.id)))
+        plans = [RetryPlan(ids, batch.attempt, now)] if ids else []
+        await self._ledger.fail_batch(batch.id, why, now, plans, [])
+        self._schedule.pop(batch.id, None)
+        metrics.DELIVERIES_REDELIVERED.labels(batch.folder, reason).inc()
+        log.warning("delivery_redelivered", reason=why, files=len(ids))
+        self._wakeups.wake(Stage.DELIVER)
 
     def _bounds_of(self, batch: BatchRow) -> tuple[float, float]:
         folder = self._folders().get(batch.folder)
@@ -172,15 +221,19 @@ class Tracker:
         self, sched: _Schedule, progress: Progress, now: float, poll_min_s: float, poll_max_s: float
     ) -> None:
         p = progress
-        fingerprint = (p.state, p.transferred, p.bytes_done, p.failed_count)
+        fingerprint = (p.state, p.transferred, p.skipped, p.bytes_done, p.failed_count, p.marks)
         if fingerprint != sched.fingerprint:
             sched.interval_s = poll_min_s
             sched.fingerprint = fingerprint
+            sched.changed_at = now
         else:
             sched.interval_s = min(poll_max_s, sched.interval_s * 1.5)
         sched.next_at = now + sched.interval_s
 
     async def _finish_ok(self, batch: BatchRow, progress: Progress, took_s: float) -> None:
+        folder = self._folders().get(batch.folder)
+        if folder is not None and folder.growing:
+            await self._follow_growth(batch, folder.path, progress)
         await self._ledger.complete_batch(batch.id, self._clock.wall())
         self._schedule.pop(batch.id, None)
         label = batch.folder
@@ -229,9 +282,35 @@ class Tracker:
         )
         self._wakeups.wake(Stage.DELIVER, Stage.ACTIONS)
 
+    async def _follow_growth(self, batch: BatchRow, root: Path, progress: Progress) -> None:
+        """Growing files: when the delivery moved exactly the bytes on disk now, it carried
+        each file as it is now (before complete_batch, so the post-action sees that)."""
+        rows = live_files(await self._ledger.batch_files(batch.id))
+        now_keys = await asyncio.to_thread(_current_keys, root, rows)
+        moved_bytes = progress.bytes_done + progress.bytes_skipped
+        if None in now_keys or sum(k.size for k in now_keys if k) != moved_bytes:
+            return  # changed since, or gone: its new version goes out on its own
+        for row, key in zip(rows, now_keys, strict=True):
+            if key is not None and key != row.key:
+                await self._ledger.follow_version(row.id, key, self._clock.wall())
+                log.info("growing_file_followed", path=row.relpath, size=key.size)
+
     def _update_gauges(self, batches: list[BatchRow]) -> None:
         counts: dict[str, int] = dict.fromkeys(self._folders(), 0)
         for b in batches:
             counts[b.folder] = counts.get(b.folder, 0) + 1
         for label, n in counts.items():
             metrics.BATCHES_IN_FLIGHT.labels(label).set(n)
+
+
+def _current_keys(root: Path, rows: list[FileRow]) -> list[FileKey | None]:
+    """Each row's file as it is on disk now (blocking: a stat each), None when gone."""
+    keys: list[FileKey | None] = []
+    for row in rows:
+        try:
+            st = os.stat(root / row.relpath, follow_symlinks=False)
+        except OSError:
+            keys.append(None)
+            continue
+        keys.append(FileKey(row.relpath, st.st_size, st.st_mtime_ns, st.st_ino))
+    return keys

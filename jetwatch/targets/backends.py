@@ -32,15 +32,20 @@ RESTART_HINT = "not loaded when jetwatch started: restart it to use this target"
 def jet_client(jet: JetSettings, *, max_retries: int | None = None) -> JetClient:
     """A Jet client as the ``[jet]`` section describes it (``max_retries`` may be lowered)."""
     assert jet.client_secret is not None
-    return JetClient(
-        jet.base_url,
-        jet.client_id,
-        jet.client_secret,
-        request_timeout_s=jet.request_timeout_seconds,
-        connect_timeout_s=jet.connect_timeout_seconds,
-        max_retries=jet.max_retries if max_retries is None else max_retries,
-        rate_limit_per_s=jet.rate_limit_per_second,
-    )
+    try:
+        return JetClient(
+            jet.base_url,
+            jet.client_id,
+            jet.client_secret,
+            request_timeout_s=jet.request_timeout_seconds,
+            connect_timeout_s=jet.connect_timeout_seconds,
+            max_retries=jet.max_retries if max_retries is None else max_retries,
+            rate_limit_per_s=jet.rate_limit_per_second,
+            proxy=jet.proxy,
+            ca_file=jet.ca_file,
+        )
+    except ValueError as exc:  # the CA file is not a usable PEM bundle
+        raise ConfigError([("jet.ca_file", str(exc))]) from None
 
 
 class Backends:
@@ -76,6 +81,21 @@ class Backends:
         self._built.append((folder, route))
         return route
 
+    def network_lines(self) -> list[str]:
+        """How each HTTP API built so far is reached: proxy (and why) and trusted CAs."""
+        lines = []
+        if self._jet is not None:
+            lines.append(f"Jet API {self._jet.base_url}: {self._jet.network.describe()}")
+        if self._im is not None:
+            im = self._im
+            lines.append(f"Integration Manager API {im.base_url}: {im.network.describe()}")
+        return lines
+
+    def stall_bounds(self) -> dict[str, float]:
+        """stall_s of each target kind that detects stalled submissions."""
+        found = {kind: spec.stall_s(self._settings) for kind, spec in SPECS.items()}
+        return {kind: stall_s for kind, stall_s in found.items() if stall_s is not None}
+
     def poll_bounds(self) -> dict[str, tuple[float, float]]:
         """(poll_min_s, poll_max_s) of each target kind whose section is configured."""
         found = {kind: spec.poll_bounds(self._settings) for kind, spec in SPECS.items()}
@@ -101,11 +121,15 @@ class Backends:
             return self._im_route(folder)
         if folder.target == "jetstream":
             return self._jetstream_route()
+        jet = self._settings.jet
         target = JetTarget(
             self.jet_client,
             folder.job,
             folder.root,
-            delivery_timeout_s=self._settings.jet.delivery_timeout_seconds,
+            folder=folder,
+            delivery_timeout_s=jet.delivery_timeout_seconds,
+            in_doubt_grace_s=jet.in_doubt_grace_seconds,
+            in_doubt_max_wait_s=jet.in_doubt_max_wait_seconds,
             close_client=False,
         )
         return Route(target, folder.job)
@@ -118,7 +142,10 @@ class Backends:
             password = self._password(
                 "integration_manager", section.password, section.password_file
             )
-            self._im = client_from_settings(section, password)
+            try:
+                self._im = client_from_settings(section, password)
+            except ValueError as exc:  # the CA file is not a usable PEM bundle
+                raise ConfigError([("integration_manager.ca_file", str(exc))]) from None
         config_id = folder.job or section.job_config or ""
         try:
             target: Target = IntegrationManagerTarget.from_settings(

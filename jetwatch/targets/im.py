@@ -22,7 +22,7 @@ from jetwatch.config.targets import (
     VariableSource,
     template_problem,
 )
-from jetwatch.domain.target import Progress, SubmitObject, TargetStatus
+from jetwatch.domain.target import Lookup, Progress, SubmitObject, TargetStatus
 from jetwatch.errors import ForbiddenError, NotFoundError
 from jetwatch.targets.im_variables import render_variables
 
@@ -45,6 +45,8 @@ def client_from_settings(
         max_retries=settings.max_retries,
         rate_limit_per_s=settings.rate_limit_per_second,
         token_margin_s=settings.token_margin_seconds,
+        proxy=settings.proxy,
+        ca_file=settings.ca_file,
     )
 
 
@@ -150,13 +152,28 @@ class IntegrationManagerTarget:
         return progress
 
     async def find_submission(
-        self, objects: Sequence[SubmitObject], known_handles: set[str], *, ident: str | None = None
-    ) -> str | None:
-        """A run of the job config, not yet known, carrying exactly this batch's variables.
+        self,
+        objects: Sequence[SubmitObject],
+        known_handles: set[str],
+        *,
+        ident: str | None = None,
+        since: float | None = None,
+    ) -> Lookup:
+        """A run of the job config, not yet known, carrying exactly this batch's variables;
+        none there is taken as proof that the POST did not arrive.
 
         Assumes the run listing (or, failing that, the run itself) shows the variables it
         was started with; the ``batch`` token makes two batches' variables differ.
         """
+        found = await self._find_run(objects, known_handles, ident)
+        return Lookup.not_received() if found is None else Lookup.found(found)
+
+    async def is_moving(self, handle: str, *, ident: str | None = None) -> bool:
+        return True  # stalls are not detected for runs (their status is the whole story)
+
+    async def _find_run(
+        self, objects: Sequence[SubmitObject], known_handles: set[str], ident: str | None
+    ) -> str | None:
         config_id = ident or self._config_id
         wanted = self.variables_of(objects)
         runs = await self._client.list_job_runs(config_id, limit=IN_DOUBT_LOOKBACK)

@@ -1,4 +1,9 @@
-"""``JetTarget``: the Target protocol on top of the Jet API client (one delivery per batch)."""
+"""``JetTarget``: the Target protocol on top of the Jet API client (one delivery per batch).
+
+``check`` enforces everything that makes a folder deliverable (a manual job, the folder
+under the job's source profile, a growing job for a ``growing`` folder) for ``run`` and
+``check --online`` alike; the in-doubt question is :mod:`jetwatch.targets.jet_lookup`'s.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ from pathlib import Path
 import structlog
 
 from jetwatch.apis.jet.client import JetClient
-from jetwatch.apis.jet.models import Delivery, DeliveryObject, DeliveryState, Job
-from jetwatch.domain.target import Progress, SubmitObject, TargetStatus
+from jetwatch.apis.jet.models import Delivery, DeliveryObject, DeliveryState, Job, TransferState
+from jetwatch.config.settings import FolderSettings
+from jetwatch.domain.states import HoldReason
+from jetwatch.domain.target import Lookup, Progress, SubmitObject, TargetStatus
 from jetwatch.errors import (
     ApiError,
     ConfigError,
@@ -19,10 +26,11 @@ from jetwatch.errors import (
     NotFoundError,
 )
 from jetwatch.targets.jet_jobs import job_problem, match_job
+from jetwatch.targets.jet_lookup import DeliveryLookup
+from jetwatch.targets.jet_profile import FolderProblem, growing_problem, profile_problem
 
 log = structlog.get_logger(__name__)
 
-IN_DOUBT_LOOKBACK = 50  # newest (and oldest) unknown deliveries of a job examined per side
 MAX_ERROR_TRANSFERS = 5  # transfers whose error messages make up a failure's detail
 _KNOWN = frozenset(DeliveryState)
 
@@ -60,6 +68,8 @@ def judge_delivery(delivery: Delivery, objects: int, age_s: float, timeout_s: fl
             failed_count=summary.failed.count,
             bytes_done=summary.transferred.size_bytes,
             detail=detail,
+            bytes_skipped=summary.skipped.size_bytes,
+            marks=(delivery.last_modified_on, delivery.last_event_time),
         )
 
     if delivery.state == DeliveryState.COMPLETED:
@@ -83,6 +93,7 @@ class JetTarget:
     ``job`` is a job id or an exact job name, resolved by :meth:`check` (or the first
     :meth:`submit`). Handles do not carry the job id, so they stay compatible with the
     delivery ids the ledger already holds; they are polled on the currently resolved job.
+    ``folder`` (the daemon and ``check`` give it) turns on the profile and growing checks.
     """
 
     kind = "jet"
@@ -93,16 +104,25 @@ class JetTarget:
         job: str,
         profile_root: Path,
         *,
+        folder: FolderSettings | None = None,
         delivery_timeout_s: float = 86400.0,
+        in_doubt_grace_s: float = 10.0,
+        in_doubt_max_wait_s: float = 3600.0,
         close_client: bool = True,
     ) -> None:
         self._client = client
         self._job_ref = job
         self._profile_root = profile_root
+        self._folder = folder
         self._timeout_s = delivery_timeout_s
         self._close_client = close_client
         self._job_id: str | None = None
         self._unknown_seen: set[str] = set()
+        self._lookup = DeliveryLookup(
+            client, grace_s=in_doubt_grace_s, max_wait_s=in_doubt_max_wait_s
+        )
+        # Growing folders name no size: the file grows after it is handed over.
+        self._sizes = folder is None or not folder.growing
 
     @property
     def client(self) -> JetClient:
@@ -113,7 +133,8 @@ class JetTarget:
         return f"JetTarget(job={self._job_ref!r}, profile_root={str(self._profile_root)!r})"
 
     async def check(self) -> TargetStatus:
-        """Resolve the job (id, else unique name) and report paused / not manual."""
+        """Resolve the job (id, else unique name); report not manual, a folder its job
+        cannot deliver from (outside the profile, growing without a growing job), paused."""
         try:
             job = await self._resolve()
         except ForbiddenError as exc:
@@ -123,7 +144,20 @@ class JetTarget:
         problem = job_problem(job)
         if problem:
             return TargetStatus(False, job.paused, problem, job.job_id)
+        try:
+            found = await self._folder_problem(job)
+        except ForbiddenError as exc:
+            why = f"forbidden (403) to read storage profiles: {exc.body or exc}"
+            return TargetStatus(False, job.paused, why, job.job_id, HoldReason.FORBIDDEN)
+        if found is not None:
+            return TargetStatus(False, job.paused, found.problem, job.job_id, found.hold, found.key)
         return TargetStatus(not job.paused, job.paused, "", job.job_id)
+
+    async def _folder_problem(self, job: Job) -> FolderProblem | None:
+        if self._folder is None:
+            return None
+        profiles = await self._client.list_storage_profiles()
+        return profile_problem(self._folder, job, profiles) or growing_problem(self._folder, job)
 
     async def submit(self, objects: Sequence[SubmitObject], *, ident: str | None = None) -> str:
         """POST one delivery of ``objects``; raises the client's errors (see base.py)."""
@@ -146,34 +180,34 @@ class JetTarget:
             self._unknown_seen.discard(handle)
         if not (progress.done and progress.failed):
             return progress
+        if await self._paused(job_id):
+            # A job paused with clearBacklogOnPause drops its deliveries' work: not the files'.
+            progress = replace(progress, job_paused=True)
         messages = await self._transfer_errors(job_id, delivery)
         if not messages:
             return progress
         return replace(progress, detail=f"{progress.detail}: {'; '.join(messages)}")
 
     async def find_submission(
-        self, objects: Sequence[SubmitObject], known_handles: set[str], *, ident: str | None = None
-    ) -> str | None:
-        """A delivery of the job, not yet known, whose objects are exactly these.
-
-        Raises NotFoundError when the job itself is gone.
-        """
+        self,
+        objects: Sequence[SubmitObject],
+        known_handles: set[str],
+        *,
+        ident: str | None = None,
+        since: float | None = None,
+    ) -> Lookup:
+        """See :mod:`jetwatch.targets.jet_lookup`; NotFoundError when the job itself is gone."""
         job_id = ident or await self._job_id_or_raise()
-        wanted = {o.relative_path for o in self.delivery_objects(objects)}
-        job = await self._client.get_job(job_id)
-        unknown = [d for d in job.delivery_ids if d not in known_handles]
-        # The order of a job's delivery list is not documented: look at both ends.
-        edges = unknown[:IN_DOUBT_LOOKBACK] + unknown[-IN_DOUBT_LOOKBACK:]
-        for delivery_id in dict.fromkeys(edges):
-            try:
-                delivery = await self._client.get_delivery(job_id, delivery_id)
-            except NotFoundError:
-                continue
-            found = delivery.objects
-            if found is not None and {o.relative_path for o in found} == wanted:
-                log.info("jet_submission_found", job_id=job_id, delivery_id=delivery_id)
-                return delivery_id
-        return None
+        wire = self.delivery_objects(objects)
+        return await self._lookup.find(job_id, wire, known_handles, since)
+
+    async def is_moving(self, handle: str, *, ident: str | None = None) -> bool:
+        """One of the delivery's transfers is in progress (the listing of the job shows it)."""
+        job_id = ident or await self._job_id_or_raise()
+        delivery = await self._client.get_delivery(job_id, handle)
+        mine = set(delivery.transfer_ids)
+        listed = await self._client.list_transfers(job_id, TransferState.IN_PROGRESS)
+        return any(t.transfer_id in mine for t in listed)
 
     async def aclose(self) -> None:
         if self._close_client:
@@ -184,7 +218,7 @@ class JetTarget:
         return [
             DeliveryObject(
                 relative_path=relative_path(self._profile_root, o.local_path),
-                size_in_bytes=o.size,
+                size_in_bytes=o.size if self._sizes else None,
             )
             for o in objects
         ]
@@ -209,6 +243,12 @@ class JetTarget:
                 raise NotFoundError(found, status=404)
         assert self._job_id is not None
         return self._job_id
+
+    async def _paused(self, job_id: str) -> bool:
+        try:
+            return (await self._client.get_job(job_id)).paused
+        except ApiError:
+            return False  # cannot tell: an ordinary failure (retried, Jet skips what arrived)
 
     async def _transfer_errors(self, job_id: str, delivery: Delivery) -> list[str]:
         """Error messages of the delivery's first transfers (the API counts, not per file)."""

@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from jetwatch.apis.exchange import Sleep
 from jetwatch.apis.jetstream import VendorSession, load_module
 from jetwatch.config.targets import JetStreamSettings
-from jetwatch.domain.target import Progress, SubmitObject, TargetStatus
+from jetwatch.domain.target import Lookup, Progress, SubmitObject, TargetStatus
 from jetwatch.errors import (
     NotFoundError,
     OutcomeUnknownError,
@@ -207,9 +207,24 @@ class JetStreamTarget:
         return progress
 
     async def find_submission(
-        self, objects: Sequence[SubmitObject], known_handles: set[str], *, ident: str | None = None
+        self,
+        objects: Sequence[SubmitObject],
+        known_handles: set[str],
+        *,
+        ident: str | None = None,
+        since: float | None = None,
+    ) -> Lookup:
+        """A transfer of a manifest with exactly these mappings, when the module can list
+        them; otherwise sent again at once (it writes the same bytes to the same paths)."""
+        found = await self._find_transfer(objects, known_handles)
+        return Lookup.not_received() if found is None else Lookup.found(found)
+
+    async def is_moving(self, handle: str, *, ident: str | None = None) -> bool:
+        return True  # stalls are not detected for transfers (``suspended`` is resumed)
+
+    async def _find_transfer(
+        self, objects: Sequence[SubmitObject], known_handles: set[str]
     ) -> str | None:
-        """A transfer of a manifest with exactly these mappings, when the module can list them."""
         wanted = mappings_of(objects, self._settings.destination_root)
 
         def search(api: Any) -> tuple[bool, str | None]:

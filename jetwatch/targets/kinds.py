@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from jetwatch.apis.jetstream import MODULE_MISSING, module_available
 from jetwatch.config.settings import FolderSettings
-from jetwatch.domain.target import Target
-from jetwatch.targets.jet import JetTarget
-from jetwatch.targets.jet_profile import profile_findings
 from jetwatch.targets.spec import Finding, TargetSpec
 
 
@@ -31,13 +28,6 @@ def _jetstream_host_problems() -> list[Finding]:
     return [] if module_available() else [Finding("jetstream", MODULE_MISSING)]
 
 
-async def _jet_findings(
-    target: Target, key: str, folder: FolderSettings, ident: str
-) -> list[Finding]:
-    assert isinstance(target, JetTarget)
-    return await profile_findings(target.client, key, folder, ident)
-
-
 JET = TargetSpec(
     kind="jet",
     section="jet",
@@ -47,8 +37,9 @@ JET = TargetSpec(
     user_key="client_id",
     secret_key="client_secret",  # noqa: S106 - the name of a config key
     forbidden_fix="this client's role cannot create deliveries: use an S2S_ADMIN client",
+    # The profile and growing checks are the target's own (``JetTarget.check``): ``run``
+    # holds such a folder just as ``check --online`` reports it.
     warnings=_jet_warnings,
-    online_findings=_jet_findings,
 )
 INTEGRATION_MANAGER = TargetSpec(
     kind="integration-manager",

@@ -183,7 +183,14 @@ class TargetRegistry:
                 return False
             ident = found.ident or (kind if found.ready else None)
             state = TargetState(
-                label, kind, route.ref, ident, found.paused, found.problem, self._clock.wall()
+                label,
+                kind,
+                route.ref,
+                ident,
+                found.paused,
+                found.problem,
+                self._clock.wall(),
+                found.hold,
             )
             if self._routes.get(label) == route:
                 self._set(state)

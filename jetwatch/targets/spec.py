@@ -79,6 +79,13 @@ class TargetSpec:
             return None
         return (section.poll_min_seconds, section.poll_max_seconds)
 
+    def stall_s(self, settings: Settings) -> float | None:
+        """How long a submission may show no change before it counts as stalled (None:
+        this kind does not detect stalls)."""
+        section = self.section_of(settings)
+        value = getattr(section, "stall_seconds", None) if section is not None else None
+        return None if value is None else float(value)
+
     def event(self, what: str) -> str:
         """A log event name of this kind: ``jet_api_ok``, ``integration_manager_api_ok``."""
         return f"{self.kind.replace('-', '_')}_{what}"

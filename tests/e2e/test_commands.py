@@ -14,9 +14,11 @@ from tests.fixtures.emulator import (
     VIEWER_SECRET,
     Api,
     EmulatorFactory,
+    make_manual_job,
 )
 from tests.fixtures.host import as_user
 from tests.fixtures.im_helpers import IM_PASSWORD, IM_USER
+from tests.fixtures.network import ConnectProxy, Pki
 from tests.fixtures.targets import ImSetup, im_call
 
 Job = tuple[EmulatorServer, str, Path, Path]
@@ -305,3 +307,39 @@ async def test_check_offline_directories_that_cannot_be_written(open_tmp: Path) 
     assert f"folders[0].failed_dir: {locked}/failed is not writable by this user" in (
         as_other.stderr
     )
+
+
+async def test_check_online_says_which_proxy_and_ca_it_used(
+    https_emulator: EmulatorServer, pki: Pki, connect_proxy: ConnectProxy, tmp_path: Path
+) -> None:
+    """Through HTTPS_PROXY to an API with a private CA: with ca_file it is ok and says the
+    proxy (and where it came from) and the CAs; without, exit 1 and why TLS failed."""
+    job_id, src, _ = await make_manual_job(https_emulator, tmp_path, ca_file=pki.ca)
+    folders = [{"path": str(src), "job": job_id}]
+    env = {"HTTPS_PROXY": connect_proxy.url}
+    path = online_config(tmp_path, https_emulator.url, folders, ca_file=str(pki.ca))
+    result = await run_cli("check", "--online", "--config", str(path), env=env)
+    assert result.code == 0, result.output
+    assert (
+        f"network: Jet API {https_emulator.url}: via proxy {connect_proxy.url} "
+        f"(from HTTPS_PROXY); TLS trusting the system CAs and {pki.ca}"
+    ) in result.stdout
+    assert connect_proxy.tunnels
+    path = online_config(tmp_path, https_emulator.url, folders)
+    refused = await run_cli("check", "--online", "--config", str(path), env=env)
+    assert refused.code == 1, refused.output
+    assert "via proxy" in refused.stdout
+    host = https_emulator.url.removeprefix("https://")
+    assert f"TLS handshake with {host} failed: certificate verify failed" in refused.stderr
+
+
+async def test_check_online_folder_held_reasons_for_growing(
+    emulator_job: Job, tmp_path: Path
+) -> None:
+    """growing = true with a job that does not follow growing objects: exit 2, named key."""
+    server, job_id, src, _ = emulator_job
+    folders = [{"path": str(src), "job": job_id, "growing": True}]
+    path = online_config(tmp_path, server.url, folders)
+    result = await run_cli("check", "--online", "--config", str(path))
+    assert result.code == 2, result.output
+    assert "problem: folders[0].growing: growing = true needs a job that follows" in result.stderr

@@ -1,4 +1,10 @@
-"""In-doubt batches (SUBMITTING after a crash or a lost answer) are resolved, never re-sent."""
+"""In-doubt batches (SUBMITTING after a crash or a lost answer): never copied twice.
+
+On the real API (the default emulator) a lost POST cannot be looked up: the batch is sent
+again once nothing that may be its first delivery is copying, and Jet skips what arrived.
+Where an API lists a job's deliveries and shows their objects (the ``assumed_job``
+emulator, since the adoption path needs that), the delivery is adopted instead.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +18,21 @@ import structlog
 from jetwatch.domain.states import BatchState
 from jetwatch.emulators.jet import EmulatorServer
 from jetwatch.ledger.sqlite import SqliteLedger
-from tests.fixtures.emulator import Api
+from jetwatch.metrics import REGISTRY
+from tests.fixtures.emulator import Api, ApiFor
 from tests.fixtures.pipeline import (
     all_done,
     batch_state_is,
+    copy_counts,
     duplicates,
     emulator_stats,
     in_doubt_batch,
     make_settings,
+    outcomes_known,
     path_counts,
     received,
     running_daemon,
+    second_copies,
     set_faults,
     wait_arrived,
     wait_true,
@@ -42,10 +52,11 @@ async def posts(server: EmulatorServer) -> int:
 
 
 async def test_in_doubt_batch_received_by_jet_is_adopted(
-    emulator_job: Job, api: Api, tmp_path: Path
+    assumed_job: Job, api_for: ApiFor, tmp_path: Path
 ) -> None:
     """SUBMITTING with the delivery on the job: adopted and followed, not posted again."""
-    server, job_id, src, _ = emulator_job
+    server, job_id, src, _ = assumed_job
+    api = await api_for(server)
     settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id)
     names = ["a.txt", "b.txt"]
     for n in names:
@@ -84,10 +95,11 @@ async def test_in_doubt_batch_never_received_is_posted_once(
 
 
 async def test_in_doubt_batch_with_vanished_file_is_adopted(
-    emulator_job: Job, api: Api, tmp_path: Path
+    assumed_job: Job, api_for: ApiFor, tmp_path: Path
 ) -> None:
     """A file that vanished before the POST was not in it: the delivery still matches."""
-    server, job_id, src, _ = emulator_job
+    server, job_id, src, _ = assumed_job
+    api = await api_for(server)
     settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id)
     label = settings.folders[0].label
     names = ["keep.txt", "vanish.txt"]
@@ -108,10 +120,10 @@ async def test_in_doubt_batch_with_vanished_file_is_adopted(
 
 
 async def test_lost_answer_then_unreachable_api_is_resolved_later(
-    emulator_job: Job, tmp_path: Path
+    assumed_job: Job, tmp_path: Path
 ) -> None:
     """A POST dropped after it took effect, while Jet cannot even be asked: adopted later."""
-    server, job_id, src, dst = emulator_job
+    server, job_id, src, dst = assumed_job
     settings = make_settings(
         server.url, src, tmp_path / "ledger.db", job_id, jet={"max_retries": 1}
     )
@@ -137,9 +149,9 @@ async def test_lost_answer_then_unreachable_api_is_resolved_later(
     assert path_counts(await received(server)) == {"/doubt.txt": 1}
 
 
-async def test_random_lost_answers_never_duplicate(emulator_job: Job, tmp_path: Path) -> None:
+async def test_random_lost_answers_never_duplicate(assumed_job: Job, tmp_path: Path) -> None:
     """A third of all answers lost after the request took effect: still each file once."""
-    server, job_id, src, dst = emulator_job
+    server, job_id, src, dst = assumed_job
     settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id, max_files=3)
     names = [f"d/{i:02d}.dat" for i in range(18)]
     with structlog.testing.capture_logs() as logs:
@@ -200,3 +212,77 @@ async def test_submitting_is_recorded_before_the_post_arrives(
         await wait_arrived(src, dst, ["a.bin"])
         await wait_true(lambda: all_done(daemon, 1), what="done")
     assert path_counts(await received(server)) == {"/a.bin": 1}
+
+
+async def test_in_doubt_batch_received_by_the_real_api_is_sent_again_and_skipped(
+    emulator_job: Job, api: Api, tmp_path: Path
+) -> None:
+    """The default emulator cannot show the delivery: once it is over the batch is sent
+    again, Jet skips both files, the destination copies stay the first ones."""
+    server, job_id, src, dst = emulator_job
+    settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id)
+    names = ["a.txt", "b.txt"]
+    for n in names:
+        write_file(src / n, n.encode() * 100)
+    await in_doubt_batch(settings.ledger.path, settings.folders[0].label, src, job_id, names)
+    await api.wait_delivery(job_id, (await api.deliver(job_id, objects(src, names)))["deliveryId"])
+    inodes = {n: (dst / n).stat().st_ino for n in names}
+    async with running_daemon(settings) as daemon:
+        await wait_true(lambda: all_done(daemon, len(names)), what="done")
+    deliveries = await outcomes_known(server)
+    assert len(deliveries) == 2
+    assert [o["outcome"] for o in deliveries[1]["objects"]] == ["skipped", "skipped"]
+    assert second_copies(deliveries) == {}
+    assert {n: (dst / n).stat().st_ino for n in names} == inodes  # never replaced
+
+
+async def test_random_lost_answers_on_the_real_api_copy_nothing_twice(
+    emulator_job: Job, tmp_path: Path
+) -> None:
+    """A third of the POSTs' answers lost after Jet acted on them, nothing to look up: each
+    file arrives, copied exactly once; the lost ones went out a second time, skipped."""
+    server, job_id, src, dst = emulator_job
+    settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id, max_files=3)
+    names = [f"d/{i:02d}.dat" for i in range(18)]
+    with structlog.testing.capture_logs() as logs:
+        async with running_daemon(settings) as daemon:
+            await set_faults(server, drop_rate=0.3, drop_phase="after", seed=3, methods=["POST"])
+            for i, rel in enumerate(names):
+                write_file(src / rel, os.urandom(500 + i))
+                if i % 3 == 2:
+                    await asyncio.sleep(0.3)
+            await wait_arrived(src, dst, names, timeout_s=60)
+            await wait_true(lambda: all_done(daemon, len(names)), timeout_s=40, what="done")
+            await set_faults(server)
+    deliveries = await outcomes_known(server)
+    assert copy_counts(deliveries) == {"/" + n: 1 for n in names}
+    assert (await emulator_stats(server))["dropped"] > 0
+    doubts = [e for e in logs if e["event"] == "delivery_outcome_unknown"]
+    resent = [e for e in logs if e["event"] == "delivery_post_failed" and "in doubt" in e["error"]]
+    assert doubts
+    assert len(resent) <= len(doubts)
+
+
+async def test_batch_waiting_in_doubt_shows_in_status_and_metrics(
+    emulator_job: Job, tmp_path: Path
+) -> None:
+    """While an in-doubt batch waits, the daemon's status lists it and the gauge counts it;
+    nothing is posted meanwhile."""
+    server, job_id, src, _ = emulator_job
+    settings = make_settings(
+        server.url, src, tmp_path / "ledger.db", job_id, jet={"in_doubt_grace_seconds": 60}
+    )
+    write_file(src / "wait.txt", b"w")
+    batch_id = await in_doubt_batch(
+        settings.ledger.path, settings.folders[0].label, src, job_id, ["wait.txt"]
+    )
+    async with running_daemon(settings) as daemon:
+
+        async def listed() -> bool:
+            return bool((await daemon.status_json())["in_doubt"])
+
+        await wait_true(listed, what="in doubt shown")
+        [shown] = (await daemon.status_json())["in_doubt"]
+        assert (shown["batch_id"], shown["in_flight"]) == (batch_id, None)
+        assert REGISTRY.get_sample_value("jetwatch_in_doubt_waiting") == 1
+    assert await received(server) == []

@@ -163,10 +163,11 @@ async def test_full_ledger_blocks_intake_visibly_and_resumes(
 
 
 async def test_full_ledger_right_after_jet_accepted_is_adopted(
-    emulator_job: Job, tmp_path: Path
+    assumed_job: Job, tmp_path: Path
 ) -> None:
-    """Jet accepted a delivery but its id could not be recorded: adopted later, not re-sent."""
-    server, job_id, src, dst = emulator_job
+    """Jet accepted a delivery but its id could not be recorded: adopted later, not re-sent
+    (where the API shows a job's deliveries and their objects: the assumed emulator)."""
+    server, job_id, src, dst = assumed_job
     settings = make_settings(server.url, src, tmp_path / "ledger.db", job_id)
     names = ["a.bin", "b.bin"]
     async with running_daemon(settings) as daemon:

@@ -14,14 +14,20 @@ from jetwatch.apis.jet.models import Delivery, DeliveryObject
 from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.states import BatchState, FileKey, FileRow, FileState
 from jetwatch.domain.wake import Wakeups
-from jetwatch.emulators.jet import EmulatorServer
+from jetwatch.emulators.jet import Assumptions, EmulatorServer
 from jetwatch.errors import ProtocolError
 from jetwatch.ledger.sqlite import SqliteLedger
 from jetwatch.pipeline.deliverer import Deliverer, check_files
 from jetwatch.targets.jet import JetTarget, relative_path
 from jetwatch.targets.registry import Route, TargetRegistry
 from tests.fixtures.clock import FakeClock
-from tests.fixtures.emulator import ADMIN_ID, ADMIN_SECRET
+from tests.fixtures.emulator import (
+    ADMIN_ID,
+    ADMIN_SECRET,
+    EmulatorFactory,
+    make_manual_job,
+    wait_for,
+)
 from tests.fixtures.pipeline import emulator_stats, received
 
 Job = tuple[EmulatorServer, str, Path, Path]
@@ -39,10 +45,12 @@ def object_path(folder: FolderSettings, relpath: str) -> str:
     return relative_path(folder.root, folder.path / relpath)
 
 
-def jet_registry(client: JetClient, job: str, folder: FolderSettings) -> TargetRegistry:
+def jet_registry(
+    client: JetClient, job: str, folder: FolderSettings, **target: float
+) -> TargetRegistry:
     """A registry with one Jet folder, as the daemon builds it."""
-    target = JetTarget(client, job, folder.root, close_client=False)
-    return TargetRegistry({folder.label: Route(target, job)})
+    jet = JetTarget(client, job, folder.root, folder=folder, close_client=False, **target)
+    return TargetRegistry({folder.label: Route(jet, job)})
 
 
 def test_object_path_is_relative_to_the_profile_root(tmp_path: Path) -> None:
@@ -107,10 +115,13 @@ class GarbledClient(JetClient):
 
 
 async def test_garbled_post_answer_is_resolved_not_reposted(
-    emulator_job: Job, sqlite_ledger: SqliteLedger
+    emulator_factory: EmulatorFactory, sqlite_ledger: SqliteLedger, tmp_path: Path
 ) -> None:
-    """An unreadable answer to the POST is in doubt: the delivery is found and adopted."""
-    server, job_id, src, _ = emulator_job
+    """An unreadable answer to the POST is in doubt: where the API lists a job's deliveries
+    and shows their objects (assumed: the emulator's --assume-* flags, since the adoption
+    path needs them), the delivery is found and adopted."""
+    server = await emulator_factory(assume=Assumptions(job_deliveries=True, delivery_objects=True))
+    job_id, src, _ = await make_manual_job(server, tmp_path)
     folder = FolderSettings(path=src, job=job_id, name="f")
     (src / "clip.mov").write_bytes(os.urandom(500))
     st = (src / "clip.mov").stat()
@@ -130,3 +141,48 @@ async def test_garbled_post_answer_is_resolved_not_reposted(
     assert (batch.state, batch.delivery_id) == (BatchState.SUBMITTED, delivery["deliveryId"])
     stats = await emulator_stats(server)
     assert stats["requests"]["POST /v1/jobs/{jobId}/deliveries"] == 1
+
+
+async def test_garbled_post_answer_on_the_real_api_waits_then_resends_once(
+    emulator_factory: EmulatorFactory, sqlite_ledger: SqliteLedger, tmp_path: Path
+) -> None:
+    """The known API cannot be asked: the batch waits while the first delivery is copying,
+    is sent again once it is not, and Jet skips the file: two deliveries, one copy."""
+    server = await emulator_factory(bandwidth_bps=40_000)  # 60 kB: about 1.5 s of copying
+    job_id, src, dst = await make_manual_job(server, tmp_path)
+    folder = FolderSettings(path=src, job=job_id, name="f")
+    (src / "clip.mov").write_bytes(os.urandom(60_000))
+    st = (src / "clip.mov").stat()
+    now = time.time()
+    key = FileKey("clip.mov", st.st_size, st.st_mtime_ns, st.st_ino)
+    batch_id = await sqlite_ledger.create_batch(
+        "f", await sqlite_ledger.add_stable("f", [key], now), now
+    )
+    async with GarbledClient(server.url, ADMIN_ID, SecretStr(ADMIN_SECRET)) as client:
+        jobs = jet_registry(client, job_id, folder, in_doubt_grace_s=0.0)
+        assert await jobs.check_all()
+        deliverer = Deliverer(sqlite_ledger, jobs, lambda: {"f": folder}, wakeups=Wakeups())
+        await deliverer.run_once()  # POST (garbled) → in doubt, the first one is copying
+        [first] = await received(server)
+        assert first["state"] in ("CREATED", "IN_PROGRESS")
+        assert [w["batch_id"] for w in deliverer.in_doubt.waiting()] == [batch_id]
+        assert (await sqlite_ledger.batch(batch_id)).state == BatchState.SUBMITTING
+
+        async def sent_again() -> bool | None:
+            await deliverer.run_once()
+            return True if len(await received(server)) == 2 else None
+
+        await wait_for(sent_again, timeout_s=20, interval_s=0.2)
+    first, _ = await received(server)
+    assert first["state"] == "COMPLETED"  # over before the second was posted
+    assert [o["outcome"] for o in first["objects"]] == ["transferred"]
+    await wait_for(lambda: _outcome_known(server), timeout_s=10)
+    [again] = (await received(server))[1]["objects"]
+    assert again["outcome"] == "skipped"  # a second delivery, never a second copy
+    assert (dst / "clip.mov").read_bytes() == (src / "clip.mov").read_bytes()
+    assert deliverer.in_doubt.waiting() == []
+
+
+async def _outcome_known(server: EmulatorServer) -> bool | None:
+    deliveries = await received(server)
+    return True if all("outcome" in o for d in deliveries for o in d["objects"]) else None

@@ -13,8 +13,10 @@ import aiohttp
 import pytest
 
 from jetwatch.emulators.jet import (
+    Assumptions,
     ClientSpec,
     EmulatorServer,
+    PausedBacklog,
     Role,
     add_arguments,
     bootstrap_manual_job,
@@ -41,6 +43,22 @@ def test_defaults_match_the_contract() -> None:
         ClientSpec("demo", "demo-secret", Role.S2S_ADMIN),
         ClientSpec("viewer", "viewer-secret", Role.JET_VIEW_ONLY),
     ]
+    # The known API and nothing more, unless a flag says otherwise.
+    assert config.assume == Assumptions()
+    assert config.assume.enabled() == []
+    assert config.paused_backlog is PausedBacklog.FAIL
+
+
+def test_assumptions_are_flags_labelled_in_help() -> None:
+    """Each convenience beyond the known API is its own flag, labelled an assumption."""
+    text = " ".join(_parser().format_help().split())
+    for flag in ("--assume-job-deliveries", "--assume-delivery-objects", "--assume-job-files"):
+        assert f"{flag} ASSUMPTION:" in text
+    assert "--paused-backlog {fail,stall} ASSUMPTION" in text
+    argv = ["--assume-job-deliveries", "--assume-job-files", "--paused-backlog", "stall"]
+    config = config_from_args(_parser().parse_args(argv))
+    assert config.assume.enabled() == ["job_deliveries", "job_files"]
+    assert config.paused_backlog is PausedBacklog.STALL
 
 
 def test_options_are_parsed() -> None:

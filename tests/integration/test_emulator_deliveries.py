@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from jetwatch.emulators.jet import EmulatorServer
+from jetwatch.emulators.jet import Assumptions, EmulatorServer
 from jetwatch.emulators.jet.copier import TEMP_SUFFIX
 from tests.fixtures.emulator import Api, EmulatorFactory, fetch_token, make_manual_job, wait_for
 
@@ -56,8 +56,11 @@ async def test_delivery_copies_files_with_content_and_mtime(emulator_job: Setup,
     assert done["deliverySummary"]["transferred"]["bytes"] == 1321
     assert _tree(dst) == _tree(src)
     assert not list(dst.rglob(f"*{TEMP_SUFFIX}"))
+    # The real API: GET delivery shows no objects, and a job does not list its deliveries.
+    assert "objects" not in done
     job = await api.ok("GET", f"/v1/jobs/{job_id}")
-    assert job["deliveries"][0]["deliveryId"] == created["deliveryId"]
+    assert "deliveries" not in job
+    assert "deliveryIds" not in job
 
 
 async def test_directory_object_copies_the_whole_tree(emulator_job: Setup, api: Api) -> None:
@@ -156,9 +159,11 @@ async def test_large_delivery_is_split_into_transfers(emulator_job: Setup, api: 
         assert transfer["source"]["storageProfileType"] == "ON_PREMISE_FILE_STORAGE"
         counts.append(transfer["transferProgress"]["transferred"]["count"])
     assert counts == [500, 1]
-    listed = await api.ok("GET", f"/v1/jobs/{job_id}/transfers?state=COMPLETED")
-    assert sorted(t["transferId"] for t in listed["items"]) == sorted(transfer_ids)
-    assert (await api.ok("GET", f"/v1/jobs/{job_id}/transfers?state=IN_PROGRESS"))["items"] == []
+    # JET-API.md: the listing takes state=IN_PROGRESS only, and answers 404 when empty.
+    status, _ = await api.call("GET", f"/v1/jobs/{job_id}/transfers?state=COMPLETED")
+    assert status == 400
+    assert (await api.call("GET", f"/v1/jobs/{job_id}/transfers"))[0] == 400
+    assert (await api.call("GET", f"/v1/jobs/{job_id}/transfers?state=IN_PROGRESS"))[0] == 404
     assert len(list(dst.iterdir())) == 501
 
 
@@ -203,7 +208,24 @@ async def test_many_deliveries_run_at_once(emulator_job: Setup, api: Api) -> Non
         done = await api.wait_delivery(job_id, delivery["deliveryId"])
         assert _summary(done) == (1, 0, 0)
     assert _tree(dst) == _tree(src)
+
+
+async def test_assumed_job_deliveries_and_objects_only_behind_their_flags(
+    emulator_factory: EmulatorFactory, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """--assume-job-deliveries lists a job's deliveries newest first, --assume-delivery-objects
+    shows objects on GET delivery: conveniences tests of the adoption path need."""
+    assume = Assumptions(job_deliveries=True, delivery_objects=True)
+    server = await emulator_factory(assume=assume)
+    job_id, src, _ = await make_manual_job(server, tmp_path)
+    api = Api(http, server.url, await fetch_token(http, server.url))
+    created = []
+    for i in range(3):
+        _write(src / f"f{i}.bin", bytes([i]) * 10)
+        created.append(await api.deliver(job_id, [{"relativePath": f"/f{i}.bin"}]))
     job = await api.ok("GET", f"/v1/jobs/{job_id}")
     assert [d["deliveryId"] for d in job["deliveries"]] == [
         d["deliveryId"] for d in reversed(created)
     ]
+    done = await api.wait_delivery(job_id, created[0]["deliveryId"])
+    assert done["objects"] == [{"relativePath": "/f0.bin"}]

@@ -68,20 +68,39 @@ async def test_bad_storage_profile_bodies_answer_400(api: Api, change: dict[str,
 
 
 async def test_manual_job_is_created_with_its_fields(api: Api, tmp_path: Path) -> None:
-    """A job without triggers is manual, READY, not paused, and echoes unknown fields."""
+    """A job without triggers is manual, READY, not paused, and echoes unknown fields; as in a
+    real dump: ``triggers: []``, ``triggerTypes: []``, both clearBacklog options true, and no
+    delivery list."""
     src, dst = await _profile(api, tmp_path / "a"), await _profile(api, tmp_path / "b")
     job = await api.ok("POST", "/v1/jobs", _job_body(src, dst, description="kept"))
     assert job["jobId"]
     assert job["createdOn"].endswith("Z")
     assert job["name"] == "Job"
-    assert job["triggerTypes"] == ["MANUAL_START"]
-    assert "triggers" not in job
+    assert job["triggerTypes"] == []
+    assert job["triggers"] == []
+    assert job["options"] == {"clearBacklogOnPause": True, "clearBacklogOnStop": True}
     assert (job["status"], job["paused"]) == ("READY", False)
     assert job["description"] == "kept"
     assert job["actions"][0]["data"]["source"]["storageProfileId"] == src
     assert job["actions"][0]["actionId"]
-    assert job["deliveries"] == []
+    assert "deliveries" not in job
     assert await api.ok("GET", f"/v1/jobs/{job['jobId']}") == job
+    assert await api.ok("GET", f"/v1/jobs/{job['jobId']}/") == job  # a trailing slash works
+
+
+async def test_job_options_are_settable_at_creation_and_by_patch(api: Api, tmp_path: Path) -> None:
+    """clearBacklogOnPause may be set when the job is made; PATCH changes growing options."""
+    src, dst = await _profile(api, tmp_path / "a"), await _profile(api, tmp_path / "b")
+    body = _job_body(src, dst, options={"clearBacklogOnPause": False})
+    job = await api.ok("POST", "/v1/jobs/", body)
+    assert job["options"] == {"clearBacklogOnPause": False, "clearBacklogOnStop": True}
+    bad = await api.call("POST", "/v1/jobs", _job_body(src, dst, options={"clearBacklogOnStop": 1}))
+    assert bad[0] == 400
+    growing = {"areGrowingObjects": True, "growingObjects": {"growingIdleTimeoutInSeconds": 5}}
+    patched = await api.ok("PATCH", f"/v1/jobs/{job['jobId']}", {"transferOptions": growing})
+    assert patched["actions"][0]["data"]["transferOptions"] == growing
+    assert patched["paused"] is False
+    assert (await api.call("PATCH", f"/v1/jobs/{job['jobId']}", {}))[0] == 400
 
 
 def _hot_folder(source: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from jetwatch.apis.im.client import IntegrationManagerClient
 from jetwatch.apis.im.models import JobRun
 from jetwatch.config.targets import IntegrationManagerSettings, VariableSource
-from jetwatch.domain.target import Progress, SubmitObject, Target, batch_token
+from jetwatch.domain.target import Lookup, Progress, SubmitObject, Target, batch_token
 from jetwatch.emulators.im import ImEmulatorServer
 from jetwatch.errors import NotFoundError, OutcomeUnknownError, PausedError
 from jetwatch.targets.im import IntegrationManagerTarget, client_from_settings, judge_run
@@ -193,9 +193,9 @@ async def test_lost_answer_is_resolved_by_find_submission(
         await target.submit(files)
     await im_api.admin("POST", "faults", {})
     run_id = (await im_api.admin("GET", "runs"))["items"][0]["id"]
-    assert await target.find_submission(files, set()) == run_id
-    assert await target.find_submission(files, {run_id}) is None
-    assert await target.find_submission(files[:1], set()) is None
+    assert await target.find_submission(files, set()) == Lookup.found(run_id)
+    assert await target.find_submission(files, {run_id}) == Lookup.not_received()
+    assert await target.find_submission(files[:1], set()) == Lookup.not_received()
 
 
 async def test_request_lost_before_the_server_saw_it_is_not_found(
@@ -208,7 +208,7 @@ async def test_request_lost_before_the_server_saw_it_is_not_found(
     with pytest.raises(OutcomeUnknownError):
         await target.submit(files)
     await im_api.admin("POST", "faults", {})
-    assert await target.find_submission(files, set()) is None
+    assert await target.find_submission(files, set()) == Lookup.not_received()
     handle = await target.submit(files)
     assert not (await finish(target, handle, 2)).failed
 

@@ -12,11 +12,19 @@ from pydantic import SecretStr
 from jetwatch.apis.jet.client import JetClient
 from jetwatch.apis.jet.models import Counts, Delivery
 from jetwatch.apis.jet.models import Progress as JetProgress
-from jetwatch.domain.target import Progress, SubmitObject, Target
-from jetwatch.emulators.jet import EmulatorServer
+from jetwatch.domain.target import Lookup, Progress, SubmitObject, Target
+from jetwatch.emulators.jet import Assumptions, EmulatorServer
 from jetwatch.errors import ConfigError, NotFoundError, PausedError
 from jetwatch.targets.jet import JetTarget, judge_delivery, relative_path
-from tests.fixtures.emulator import ADMIN_ID, ADMIN_SECRET, Api, wait_for
+from tests.fixtures.emulator import (
+    ADMIN_ID,
+    ADMIN_SECRET,
+    Api,
+    ApiFor,
+    EmulatorFactory,
+    make_manual_job,
+    wait_for,
+)
 
 JobSetup = tuple[EmulatorServer, str, Path, Path]
 
@@ -127,16 +135,101 @@ async def test_unknown_job_is_a_problem(emulator_job: JobSetup) -> None:
         await target.aclose()
 
 
+async def assumed_target(
+    factory: EmulatorFactory, tmp_path: Path, **assume: bool
+) -> tuple[EmulatorServer, JetTarget, Path]:
+    """A job on an emulator with the given --assume-* conveniences, and a target for it."""
+    server = await factory(assume=Assumptions(**assume))
+    job_id, src, _ = await make_manual_job(server, tmp_path)
+    return server, await fresh_target(server, job_id, src), src
+
+
 async def test_find_submission_adopts_only_unknown_matching_deliveries(
-    emulator_job: JobSetup, target: JetTarget
+    emulator_factory: EmulatorFactory, tmp_path: Path
 ) -> None:
-    """In doubt: the job's delivery with exactly these objects is found unless already known."""
-    _, _, src, _ = emulator_job
-    objects = [write(src, "one.mov", b"1"), write(src, "two.mov", b"2")]
-    handle = await target.submit(objects)
-    assert await target.find_submission(objects, set()) == handle
-    assert await target.find_submission(objects, {handle}) is None
-    assert await target.find_submission(objects[:1], set()) is None
+    """Where the API lists a job's deliveries and shows their objects (assumed; this path
+    needs it): the one with exactly these objects is adopted unless already known, and a
+    complete list without it proves the POST never arrived."""
+    _, target, src = await assumed_target(
+        emulator_factory, tmp_path, job_deliveries=True, delivery_objects=True
+    )
+    try:
+        objects = [write(src, "one.mov", b"1"), write(src, "two.mov", b"2")]
+        handle = await target.submit(objects)
+        assert await target.find_submission(objects, set()) == Lookup.found(handle)
+        assert await target.find_submission(objects, {handle}) == Lookup.not_received()
+        assert await target.find_submission(objects[:1], set()) == Lookup.not_received()
+        # Same names, another version (size): not this batch's delivery.
+        changed = [SubmitObject(o.relpath, o.local_path, o.size + 1) for o in objects]
+        assert await target.find_submission(changed, set()) == Lookup.not_received()
+    finally:
+        await target.aclose()
+
+
+async def test_find_submission_covers_any_number_of_unknown_deliveries(
+    emulator_factory: EmulatorFactory, tmp_path: Path, api_for: ApiFor
+) -> None:
+    """The lost delivery is found among 130 unknown ones wherever it sits in the job's list
+    (the list's order is not documented), not only among the first or last 50."""
+    server, target, src = await assumed_target(
+        emulator_factory, tmp_path, job_deliveries=True, delivery_objects=True
+    )
+    api = await api_for(server)
+    job_id = (await target.check()).ident
+    try:
+        ours = [write(src, "ours.mov", b"ours")]
+        write(src, "other.mov", b"o")
+        for i in range(130):
+            if i == 65:
+                handle = await target.submit(ours)
+            else:
+                await api.deliver(str(job_id), [{"relativePath": "/other.mov"}])
+        assert await target.find_submission(ours, set()) == Lookup.found(handle)
+    finally:
+        await target.aclose()
+
+
+async def test_find_submission_adopts_by_per_file_records(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """Where the API has per-file records (assumed: GET /v1/jobs/{id}/files), the delivery
+    whose files are exactly these is adopted once they are recorded."""
+    _, target, src = await assumed_target(emulator_factory, tmp_path, job_files=True)
+    try:
+        objects = [write(src, "a.mov", b"a"), write(src, "b/c.mov", b"c")]
+        handle = await target.submit(objects)
+        await finish(target, handle, 2)
+        assert await target.find_submission(objects, set()) == Lookup.found(handle)
+        assert (await target.find_submission(objects, {handle})).handle is None
+    finally:
+        await target.aclose()
+
+
+async def test_find_submission_on_the_real_api_names_what_may_be_it(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """The known API cannot be asked: unproven, with the in-progress transfers of deliveries
+    jetwatch does not know (those of known deliveries never count); none once it is over."""
+    server = await emulator_factory(bandwidth_bps=50_000)
+    job_id, src, _ = await make_manual_job(server, tmp_path)
+    target = await fresh_target(server, job_id, src)
+    try:
+        objects = [write(src, "slow.mov", b"s" * 100_000)]  # about 2 s of copying
+        handle = await target.submit(objects)
+
+        async def copying() -> bool | None:
+            return True if await target.is_moving(handle) else None
+
+        await wait_for(copying, timeout_s=5)
+        lookup = await target.find_submission(objects, set())
+        assert (lookup.handle, lookup.absent, len(lookup.in_flight)) == (None, False, 1)
+        assert (await target.find_submission(objects, {handle})).in_flight == frozenset()
+        await finish(target, handle, 1)
+        assert not await target.is_moving(handle)
+        after = await target.find_submission(objects, set())
+        assert (after.handle, after.absent, after.in_flight) == (None, False, frozenset())
+    finally:
+        await target.aclose()
 
 
 async def test_file_outside_the_profile_root_is_a_config_error(

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from jetwatch.apis.jetstream import MODULE_MISSING, module_available
 from jetwatch.config.targets import JetStreamSettings
-from jetwatch.domain.target import Progress, SubmitObject, Target
+from jetwatch.domain.target import Lookup, Progress, SubmitObject, Target
 from jetwatch.errors import (
     AuthError,
     ConfigError,
@@ -242,9 +242,12 @@ async def test_find_submission_with_a_listing(tmp_path: Path, source: Path) -> N
         target = made()
         objects = objects_in(source, "a.mov", "sub/b.wav")
         handle = await target.submit(objects)
-        assert await target.find_submission(objects, set()) == handle
-        assert await target.find_submission(objects, {handle}) is None
-        assert await target.find_submission(objects_in(source, "a.mov"), set()) is None
+        assert await target.find_submission(objects, set()) == Lookup.found(handle)
+        assert await target.find_submission(objects, {handle}) == Lookup.not_received()
+        assert (
+            await target.find_submission(objects_in(source, "a.mov"), set())
+            == Lookup.not_received()
+        )
     finally:
         await made.made[0].aclose()
         fake.stop()
@@ -255,7 +258,7 @@ async def test_find_submission_without_a_listing_says_none(targets: Targets, sou
     target = targets()
     objects = objects_in(source, "a.mov")
     await target.submit(objects)
-    assert await target.find_submission(objects, set()) is None
+    assert await target.find_submission(objects, set()) == Lookup.not_received()
 
 
 def test_missing_module_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:

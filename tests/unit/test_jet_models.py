@@ -46,13 +46,18 @@ def _job(**fields: Any) -> dict[str, Any]:
         ({"triggerTypes": ["hot_folder"]}, False),
         ({"triggerTypes": None}, True),
         ({"action_triggers": [{"type": "HOT_FOLDER", "data": {"source": SOURCE}}]}, False),
-        ({"action_triggers": [{"type": "SCHEDULE"}]}, True),
+        # JET-API.md: a SCHEDULE trigger starts the job by itself, so it is not manual.
+        ({"action_triggers": [{"type": "SCHEDULE"}]}, False),
+        ({"triggerTypes": ["SCHEDULE"]}, False),
+        # A real dump of a manual job: triggers [] and triggerTypes [] or ["MANUAL"].
+        ({"triggers": [], "triggerTypes": []}, True),
+        ({"triggers": [], "triggerTypes": ["MANUAL"]}, True),
         ({"triggers": [{"type": "HOT_FOLDER"}]}, False),
         ({"triggers": ["HOT_FOLDER"]}, False),
         ({"triggers": ["MANUAL"]}, True),
     ],
 )
-def test_job_is_manual_unless_a_hot_folder_trigger_is_present(
+def test_job_is_manual_unless_a_hot_folder_or_schedule_trigger_is_present(
     fields: dict[str, Any], manual: bool
 ) -> None:
     """Every documented and observed way of naming triggers decides ``is_manual``."""
@@ -77,16 +82,18 @@ def test_job_paused_from_flag_or_status(fields: dict[str, Any], paused: bool) ->
 @pytest.mark.parametrize(
     ("fields", "ids"),
     [
-        ({}, []),
+        ({}, None),  # the real API: a job does not list its deliveries
         ({"deliveries": [{"deliveryId": "d1"}, {"deliveryId": "d2", "state": "X"}]}, ["d1", "d2"]),
         ({"deliveries": ["d1", "d2"]}, ["d1", "d2"]),
         ({"deliveries": [{"id": "d3"}, {"other": 1}]}, ["d3"]),
         ({"deliveryIds": ["d4"]}, ["d4"]),
-        ({"deliveries": None}, []),
+        ({"deliveries": None}, None),
+        ({"deliveries": []}, []),
     ],
 )
-def test_job_delivery_ids_parsed_leniently(fields: dict[str, Any], ids: list[str]) -> None:
-    """Delivery ids come from objects, strings or a deliveryIds list."""
+def test_job_delivery_ids_parsed_leniently(fields: dict[str, Any], ids: list[str] | None) -> None:
+    """Delivery ids come from objects, strings or a deliveryIds list; None when the answer
+    has no such list (then absence of a delivery cannot be proven from the job)."""
     assert Job.model_validate(_job(**fields)).delivery_ids == ids
 
 

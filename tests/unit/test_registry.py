@@ -10,7 +10,7 @@ import structlog
 
 from jetwatch.app import views as views
 from jetwatch.domain.states import HoldReason
-from jetwatch.domain.target import Progress, SubmitObject, Target, TargetStatus
+from jetwatch.domain.target import Lookup, Progress, SubmitObject, Target, TargetStatus
 from jetwatch.domain.wake import Stage, Wakeups
 from jetwatch.errors import ApiError, AuthError, RejectedError, TransportError
 from jetwatch.targets.registry import Route, TargetRegistry
@@ -39,9 +39,17 @@ class ScriptedTarget:
         return Progress(True, False, "done")
 
     async def find_submission(
-        self, objects: Sequence[SubmitObject], known_handles: set[str], *, ident: str | None = None
-    ) -> str | None:
-        return None
+        self,
+        objects: Sequence[SubmitObject],
+        known_handles: set[str],
+        *,
+        ident: str | None = None,
+        since: float | None = None,
+    ) -> Lookup:
+        return Lookup.not_received()
+
+    async def is_moving(self, handle: str, *, ident: str | None = None) -> bool:
+        return True
 
     async def aclose(self) -> None:
         return None

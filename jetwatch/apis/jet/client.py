@@ -15,13 +15,16 @@ from jetwatch.apis.jet.models import (
     DeliveryObject,
     Endpoint,
     Job,
+    JobFile,
     StorageProfile,
     Transfer,
+    TransferState,
 )
 from jetwatch.apis.jet.transport import Transport
 from jetwatch.apis.pages import parse_page
 from jetwatch.errors import (
     ApiError,
+    NotFoundError,
     PausedError,
     ProtocolError,
     RejectedError,
@@ -66,7 +69,7 @@ class JetClient(ApiClient):
         return await self._list("/v1/jobs", self._transport.url("v1", "jobs"), Job)
 
     async def get_job(self, job_id: str) -> Job:
-        """One job, including its paused flag and the ids of its deliveries."""
+        """One job, with its paused flag, options and (where an API shows them) delivery ids."""
         call = Call("GET", "/v1/jobs/{jobId}", self._transport.url("v1", "jobs", job_id))
         return _parse(Job, await self._transport.json(call))
 
@@ -83,7 +86,8 @@ class JetClient(ApiClient):
         """Start a delivery of ``objects`` on a manual job; sent at most once (see decide_retry).
 
         Raises OutcomeUnknownError when the request may have reached the server without an
-        answer: the caller must look for the delivery on the job before sending it again.
+        answer: the caller must not send it again before the first, if it exists, can no
+        longer be copying (the POST has no idempotency key; see pipeline/in_doubt.py).
         """
         call = Call(
             "POST",
@@ -126,11 +130,42 @@ class JetClient(ApiClient):
         )
         return _parse(Transfer, await self._transport.json(call))
 
-    async def list_transfers(self, job_id: str, state: str | None = None) -> list[Transfer]:
-        """Transfers of a job, optionally only those in ``state``."""
-        params = {"state": state} if state is not None else None
+    async def list_transfers(
+        self, job_id: str, state: str = TransferState.IN_PROGRESS
+    ) -> list[Transfer]:
+        """The job's transfers in ``state``: JET-API.md says the filter is required and
+        IN_PROGRESS its only value. A 404 is an empty list once GET job shows the job exists
+        (NotFoundError when it does not)."""
         url = self._transport.url("v1", "jobs", job_id, "transfers")
-        return await self._list("/v1/jobs/{jobId}/transfers", url, Transfer, params)
+        return await self._list_or_none(
+            job_id, "/v1/jobs/{jobId}/transfers", url, Transfer, {"state": state}
+        )
+
+    async def list_job_files(self, job_id: str) -> list[JobFile]:
+        """Per-file records of a job (``GET /v1/jobs/{jobId}/files``, path unconfirmed): an
+        API without the endpoint, or none to show, gives an empty list."""
+        url = self._transport.url("v1", "jobs", job_id, "files")
+        try:
+            return await self._list_or_none(job_id, "/v1/jobs/{jobId}/files", url, JobFile)
+        except RejectedError as exc:
+            if type(exc) is not RejectedError or exc.status not in (400, 405):
+                raise
+            return []
+
+    async def _list_or_none(
+        self,
+        job_id: str,
+        route: str,
+        url: URL,
+        model: type[M],
+        params: dict[str, str] | None = None,
+    ) -> list[M]:
+        """A job's sub-list; 404 means empty (third-party code reads it so) if the job is there."""
+        try:
+            return await self._list(route, url, model, params)
+        except NotFoundError:
+            await self.get_job(job_id)  # raises NotFoundError itself when the job is gone
+            return []
 
     # ----- helpers of the public calls ----------------------------------------------------
 

@@ -58,6 +58,10 @@ class TriggerType(StrEnum):
     MANUAL = "MANUAL"
 
 
+# A job with one of these starts by itself: jetwatch needs a manual one (JET-API.md).
+AUTOMATIC_TRIGGERS = frozenset({TriggerType.HOT_FOLDER, TriggerType.SCHEDULE})
+
+
 def _lenient(enum_type: type[StrEnum]) -> Callable[[str | None], str | None]:
     """A validator mapping known values to ``enum_type`` members and keeping unknown strings."""
     known: dict[str, str] = {member.value: member for member in enum_type}
@@ -128,6 +132,20 @@ class ActionData(WireModel):
     destination: ProfileRef | None = None
     transfer_options: dict[str, Any] | None = None
 
+    @property
+    def follows_growing(self) -> bool:
+        """``transferOptions.areGrowingObjects``: Jet follows a growing object until idle."""
+        options = self.transfer_options or {}
+        return options.get("areGrowingObjects") is True
+
+
+class JobOptions(WireModel):
+    """``options`` of a job; a real dump shows both flags true on every job, so a job that
+    does not say is taken to clear its backlog."""
+
+    clear_backlog_on_pause: bool = True
+    clear_backlog_on_stop: bool = True
+
 
 class JobAction(WireModel):
     """One job action (jetwatch uses the first, a TRANSFER)."""
@@ -150,8 +168,11 @@ class Job(WireModel):
     trigger_types: list[str] = Field(default_factory=list)
     triggers: list[Trigger] = Field(default_factory=list)
     actions: list[JobAction] = Field(default_factory=list)
-    delivery_ids: list[str] = Field(
-        default_factory=list,
+    options: JobOptions = Field(default_factory=JobOptions)
+    # None when the answer has no such field (the real API: JET-API.md); a list only where
+    # an API does show a job's deliveries (seed 002 says it does).
+    delivery_ids: list[str] | None = Field(
+        default=None,
         validation_alias=AliasChoices("deliveryIds", "deliveries", "delivery_ids"),
     )
 
@@ -177,7 +198,7 @@ class Job(WireModel):
     def _delivery_ids_from(cls, value: Any) -> Any:
         # The docs say a job "shows" its deliveries without a shape: accept ids or objects.
         if not isinstance(value, list):
-            return [] if value is None else value
+            return value
         ids: list[Any] = []
         for item in value:
             if isinstance(item, dict):
@@ -190,17 +211,23 @@ class Job(WireModel):
 
     @property
     def is_manual(self) -> bool:
-        """True unless a HOT_FOLDER trigger (job-level, type list or per action) is present."""
+        """True unless a HOT_FOLDER or SCHEDULE trigger (job-level, type list or per action)
+        is present: ``triggers: []``, ``triggerTypes: ["MANUAL"]`` and no triggers are manual."""
         types = {kind.upper() for kind in self.trigger_types}
         types.update(trigger.type.upper() for trigger in self.triggers)
         types.update(trigger.type.upper() for action in self.actions for trigger in action.triggers)
-        return TriggerType.HOT_FOLDER not in types
+        return not AUTOMATIC_TRIGGERS & types
 
     @property
     def source_profile_id(self) -> str | None:
         """Source storage profile of the first action, if any."""
         source = self.actions[0].data.source if self.actions else None
         return source.storage_profile_id if source else None
+
+    @property
+    def follows_growing(self) -> bool:
+        """The first action follows growing objects (``areGrowingObjects``)."""
+        return bool(self.actions) and self.actions[0].data.follows_growing
 
 
 class DeliveryObject(WireModel):
@@ -247,12 +274,14 @@ class Delivery(WireModel):
     state: DeliveryStateValue = None
     created_on: datetime | None = None
     last_modified_on: datetime | None = None
+    last_event_time: datetime | None = None
     summary: Progress = Field(
         default_factory=Progress,
         validation_alias=AliasChoices("deliverySummary", "summary"),
     )
     transfers: list[TransferRef] = Field(default_factory=list)
-    # Assumed field (not in the seeds): the POST answer echoes it and the emulator serves it.
+    # The POST answer echoes them (seed 002); a GET answer has none (seed 002) unless an API
+    # does show them: None then.
     objects: list[DeliveryObject] | None = None
     metadata: DeliveryMetadata | None = None
 
@@ -290,10 +319,12 @@ class TransferMetadata(WireModel):
 
 
 class Transfer(WireModel):
-    """One transfer of a delivery."""
+    """One transfer of a delivery (or an item of the in-progress listing, whose metadata
+    carries no ``deliveryId``: GET the transfer for it)."""
 
     transfer_id: str
     state: TransferStateValue = None
+    created_on: datetime | None = None
     transfer_progress: Progress = Field(default_factory=Progress)
     error: TransferError | None = None
     metadata: TransferMetadata = Field(default_factory=TransferMetadata)
@@ -302,3 +333,12 @@ class Transfer(WireModel):
     def is_retry(self) -> bool:
         """True when Jet started this transfer to retry an earlier one."""
         return self.metadata.is_retry
+
+
+class JobFile(WireModel):
+    """A per-file record (``JobFilesResponse`` of a Swagger copy; the path is unconfirmed)."""
+
+    transfer_id: str | None = None
+    state: str | None = None
+    url: str | None = None
+    size_in_bytes: int | None = None

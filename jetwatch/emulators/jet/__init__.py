@@ -9,8 +9,10 @@ from jetwatch.emulators.common import number_arg, serve_until_signal, spec_arg
 from jetwatch.emulators.jet.app import EmulatorServer
 from jetwatch.emulators.jet.bootstrap import bootstrap_manual_job
 from jetwatch.emulators.jet.config import (
+    Assumptions,
     ClientSpec,
     EmulatorConfig,
+    PausedBacklog,
     Role,
     default_clients,
     parse_client,
@@ -18,10 +20,12 @@ from jetwatch.emulators.jet.config import (
 from jetwatch.emulators.jet.state import EmulatorStateError
 
 __all__ = [
+    "Assumptions",
     "ClientSpec",
     "EmulatorConfig",
     "EmulatorServer",
     "EmulatorStateError",
+    "PausedBacklog",
     "Role",
     "add_arguments",
     "bootstrap_manual_job",
@@ -63,6 +67,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="accepted client (repeatable; default demo:demo-secret:S2S_ADMIN and "
         "viewer:viewer-secret:JET_VIEW_ONLY)",
     )
+    parser.add_argument(
+        "--paused-backlog",
+        choices=[m.value for m in PausedBacklog],
+        default=PausedBacklog.FAIL.value,
+        help="ASSUMPTION (Jet does not document it): what a delivery in flight shows after "
+        "its job was paused with clearBacklogOnPause: 'fail' = it ends FAILED, 'stall' = it "
+        "never moves again (default fail)",
+    )
+    parser.add_argument("--tls-cert", type=Path, default=None, help="serve HTTPS: PEM chain")
+    parser.add_argument("--tls-key", type=Path, default=None, help="private key of --tls-cert")
+    extras = parser.add_argument_group(
+        "assumptions beyond the known Jet API (off by default; for tests of optional paths)"
+    )
+    extras.add_argument(
+        "--assume-job-deliveries",
+        action="store_true",
+        help="ASSUMPTION: GET /v1/jobs[/{id}] lists each job's delivery ids (seed 002 says "
+        "so; no real answer shows it)",
+    )
+    extras.add_argument(
+        "--assume-delivery-objects",
+        action="store_true",
+        help="ASSUMPTION: GET /v1/jobs/{id}/deliveries/{id} shows the objects as posted "
+        "(seed 002's answer has none)",
+    )
+    extras.add_argument(
+        "--assume-job-files",
+        action="store_true",
+        help="ASSUMPTION: GET /v1/jobs/{id}/files lists per-file records (a Swagger copy "
+        "shows the shape; the path is unconfirmed)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -77,6 +112,14 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         token_ttl_s=float(args.token_ttl),
         bandwidth_bps=int(args.bandwidth),
         clients=clients or default_clients(),
+        assume=Assumptions(
+            job_deliveries=bool(args.assume_job_deliveries),
+            delivery_objects=bool(args.assume_delivery_objects),
+            job_files=bool(args.assume_job_files),
+        ),
+        paused_backlog=PausedBacklog(args.paused_backlog),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
 import structlog
 from aiohttp import web
@@ -17,6 +18,7 @@ from jetwatch.emulators.jet.middleware import make_middlewares
 from jetwatch.emulators.jet.routes import JetRoutes
 from jetwatch.emulators.jet.state import EmulatorState
 from jetwatch.emulators.jet.transfers import TransferEngine
+from jetwatch.errors import ConfigError
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +41,7 @@ class EmulatorServer(AppServer):
             middlewares=make_middlewares(self.tokens, self.faults, self.stats),
             client_max_size=MAX_BODY_BYTES,
         )
-        app.add_routes(JetRoutes(self.state, self.tokens, engine).routes())
+        app.add_routes(JetRoutes(self.state, self.tokens, engine, self.config.assume).routes())
         app.add_routes(AdminRoutes(self.state, self.faults, self.stats).routes())
         return app
 
@@ -53,8 +55,9 @@ class EmulatorServer(AppServer):
             bandwidth_bps=self.config.bandwidth_bps,
             max_active_transfers=self.config.max_active_transfers,
             max_objects_per_transfer=self.config.max_objects_per_transfer,
+            paused_backlog=self.config.paused_backlog,
         )
-        await self.listen(self.build_app(self._engine))
+        await self.listen(self.build_app(self._engine), self._tls_context())
         resumed = self._engine.resume_pending()
         self._saver = asyncio.create_task(self.state.run_saver(), name="emulator-state-saver")
         log.info(
@@ -63,7 +66,21 @@ class EmulatorServer(AppServer):
             state_dir=str(self.config.state_dir) if self.config.state_dir else None,
             clients=[c.client_id for c in self.config.clients],
             resumed_deliveries=resumed,
+            assumptions=self.config.assume.enabled(),
+            paused_backlog=self.config.paused_backlog.value,
         )
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """HTTPS when a certificate is configured (tests of private CAs and proxies)."""
+        cert, key = self.config.tls_cert, self.config.tls_key
+        if cert is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError([("tls_cert", f"cannot load {cert}: {exc}")]) from exc
+        return context
 
     async def stop(self) -> None:
         """Stop listening, abandon running copies, write the state; safe to call twice."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,19 @@ async def bootstrap_manual_job(
     source_dir: Path,
     dest_dir: Path,
     name: str = "Manual Job",
+    *,
+    ca_file: Path | None = None,
 ) -> str:
-    """Make a source and a destination profile and a manual job between them; return its id."""
+    """Make a source and a destination profile and a manual job between them; return its id.
+
+    ``ca_file`` is trusted besides the system CAs (an emulator serving HTTPS with a
+    private CA)."""
     base = base_url.rstrip("/")
-    async with aiohttp.ClientSession(timeout=_TIMEOUT) as session:
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    connector = aiohttp.TCPConnector(ssl=context)
+    async with aiohttp.ClientSession(timeout=_TIMEOUT, connector=connector) as session:
         token = await _token(session, base, client_id, client_secret)
         endpoint_id = await _endpoint_id(session, base, token)
         profile_ids = []

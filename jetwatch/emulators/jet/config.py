@@ -1,8 +1,9 @@
-"""Settings of one emulator instance: address, persistence, token lifetime, clients."""
+"""Settings of one emulator instance: address, persistence, token lifetime, clients, and the
+assumptions beyond the known Jet API that tests of optional code paths may turn on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 
@@ -46,6 +47,30 @@ def default_clients() -> list[ClientSpec]:
     ]
 
 
+class PausedBacklog(StrEnum):
+    """What a delivery in flight shows after its job was paused with ``clearBacklogOnPause``.
+
+    Jet drops the work; what it then reports for the delivery is not documented, so both
+    outcomes are modelled (``--paused-backlog``).
+    """
+
+    FAIL = "fail"  # the delivery ends FAILED; what it had not copied counts as failed
+    STALL = "stall"  # the delivery never moves again: it stays in its state for ever
+
+
+@dataclass(frozen=True, slots=True)
+class Assumptions:
+    """Conveniences beyond the known API (JET-API.md), each off unless a flag turns it on."""
+
+    job_deliveries: bool = False  # GET /v1/jobs[/{id}] lists the job's delivery ids
+    delivery_objects: bool = False  # GET .../deliveries/{id} shows the objects as posted
+    job_files: bool = False  # GET /v1/jobs/{id}/files lists per-file records
+
+    def enabled(self) -> list[str]:
+        """The names of the assumptions turned on, for the start-up log."""
+        return [f.name for f in fields(self) if getattr(self, f.name)]
+
+
 @dataclass(slots=True)
 class EmulatorConfig:
     """How to run one emulator; ``port=0`` picks a free port (see ``EmulatorServer.url``)."""
@@ -56,6 +81,10 @@ class EmulatorConfig:
     token_ttl_s: float = 3600.0
     bandwidth_bps: int = 0  # per transfer; 0 = unlimited
     clients: list[ClientSpec] = field(default_factory=default_clients)
+    assume: Assumptions = field(default_factory=Assumptions)
+    paused_backlog: PausedBacklog = PausedBacklog.FAIL
+    tls_cert: Path | None = None  # serve HTTPS with this certificate chain (PEM) ...
+    tls_key: Path | None = None  # ... and its private key
     # Not on the command line: knobs for tests and benchmarks.
     max_objects_per_transfer: int = 500
     max_active_transfers: int = 8

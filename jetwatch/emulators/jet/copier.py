@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 from uuid import uuid4
 
 TEMP_SUFFIX = ".jetemu-part"
@@ -36,7 +37,11 @@ class FileOutcome:
 
 
 class CopyCancelledError(Exception):
-    """The emulator is stopping; the copy was abandoned and its temporary file removed."""
+    """The emulator is stopping, or the job dropped its work (paused): the copy was
+    abandoned and its temporary file removed."""
+
+
+GROWTH_POLL_S = 0.1  # how often a followed growing object is looked at again
 
 
 class Throttle:
@@ -61,6 +66,11 @@ class Throttle:
         self._sent_bytes += size_bytes
         delay_s = self._start_s + self._sent_bytes / self.rate_bps - time.monotonic()
         if delay_s > 0 and self._stop.wait(delay_s):
+            raise CopyCancelledError
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` (following a growing object); raise when halted meanwhile."""
+        if self._stop.wait(seconds):
             raise CopyCancelledError
 
 
@@ -119,8 +129,14 @@ def copy_file(
     *,
     expected_size_bytes: int = 0,
     injected_failure: bool = False,
+    growing_idle_s: float | None = None,
 ) -> FileOutcome:
-    """Copy one file keeping its relative path and mtime; skip it when already there."""
+    """Copy one file keeping its relative path and mtime; skip it when already there.
+
+    Without ``growing_idle_s`` the copy takes what exists when it starts (a file still being
+    written arrives partial, as on Jet); with it, the copy follows the file until it has
+    not grown for that long (a job with ``areGrowingObjects``), then finishes it.
+    """
     src = resolve(src_root, relative_path)
     try:
         src_stat = src.stat()
@@ -139,7 +155,7 @@ def copy_file(
     if same_file(dst, src_stat):
         return FileOutcome(relative_path, OutcomeKind.SKIPPED, src_stat.st_size)
     try:
-        written_bytes = _copy_contents(src, dst, src_stat, throttle)
+        written_bytes = _copy_contents(src, dst, src_stat, throttle, growing_idle_s)
     except OSError as exc:
         return _failed(relative_path, src_stat.st_size, "IO_ERROR", str(exc))
     return FileOutcome(relative_path, OutcomeKind.TRANSFERRED, written_bytes)
@@ -149,17 +165,19 @@ def _failed(relative_path: str, size_bytes: int, code: str, reason: str) -> File
     return FileOutcome(relative_path, OutcomeKind.FAILED, size_bytes, code, reason)
 
 
-def _copy_contents(src: Path, dst: Path, src_stat: os.stat_result, throttle: Throttle) -> int:
+def _copy_contents(
+    src: Path, dst: Path, src_stat: os.stat_result, throttle: Throttle, growing_idle_s: float | None
+) -> int:
     """Write to a temporary name beside ``dst`` then rename, so readers never see a part."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.parent / f".{uuid4().hex[:12]}{TEMP_SUFFIX}"
     written_bytes = 0
     try:
         with src.open("rb") as fin, tmp.open("wb") as fout:
-            while chunk := fin.read(throttle.chunk_bytes):
-                fout.write(chunk)
-                written_bytes += len(chunk)
-                throttle.consume(len(chunk))
+            if growing_idle_s is None:
+                written_bytes = _copy_bytes(fin, fout, throttle, src_stat.st_size)
+            else:
+                written_bytes, src_stat = _follow(fin, fout, throttle, src, growing_idle_s)
         os.chmod(tmp, stat.S_IMODE(src_stat.st_mode))
         os.utime(tmp, ns=(src_stat.st_atime_ns, src_stat.st_mtime_ns))
         os.replace(tmp, dst)
@@ -168,3 +186,38 @@ def _copy_contents(src: Path, dst: Path, src_stat: os.stat_result, throttle: Thr
             tmp.unlink()
         raise
     return written_bytes
+
+
+def _copy_bytes(fin: BinaryIO, fout: BinaryIO, throttle: Throttle, limit_bytes: int | None) -> int:
+    """Copy from ``fin`` until EOF, or until ``limit_bytes`` were copied."""
+    written_bytes = 0
+    while limit_bytes is None or written_bytes < limit_bytes:
+        size = throttle.chunk_bytes
+        if limit_bytes is not None:
+            size = min(size, limit_bytes - written_bytes)
+        chunk = fin.read(size)
+        if not chunk:
+            break
+        fout.write(chunk)
+        written_bytes += len(chunk)
+        throttle.consume(len(chunk))
+    return written_bytes
+
+
+def _follow(
+    fin: BinaryIO, fout: BinaryIO, throttle: Throttle, src: Path, idle_s: float
+) -> tuple[int, os.stat_result]:
+    """Copy a growing object until it has been idle (same size and mtime) for ``idle_s``."""
+    written_bytes = _copy_bytes(fin, fout, throttle, None)
+    last = src.stat()
+    idle_since = time.monotonic()
+    while True:
+        now = src.stat()
+        if (now.st_size, now.st_mtime_ns) != (last.st_size, last.st_mtime_ns):
+            last, idle_since = now, time.monotonic()
+        if now.st_size > written_bytes:
+            written_bytes += _copy_bytes(fin, fout, throttle, None)
+            continue
+        if time.monotonic() - idle_since >= idle_s:
+            return written_bytes, now
+        throttle.pause(GROWTH_POLL_S)

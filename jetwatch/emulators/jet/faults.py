@@ -33,6 +33,7 @@ class FaultConfig:
     drop_phase: DropPhase = DropPhase.RANDOM
     fail_paths: tuple[str, ...] = ()
     seed: int | None = None
+    methods: tuple[str, ...] = ()  # only requests of these methods (empty: all)
 
     def to_json(self) -> JsonDict:
         return {
@@ -43,6 +44,7 @@ class FaultConfig:
             "drop_phase": self.drop_phase.value,
             "fail_paths": list(self.fail_paths),
             "seed": self.seed,
+            "methods": list(self.methods),
         }
 
 
@@ -82,8 +84,9 @@ def parse_faults(body: object) -> FaultConfig:
     """``POST /_emulator/faults`` body; every key is optional and ``{}`` clears all faults.
 
     Besides the keys of JET-API.md it takes ``drop_phase`` (before/after/random) and
-    ``seed``, so tests can make drops and error answers reproducible, and
-    ``latency_phase``: "after" delays the answer of a request that already took effect.
+    ``seed``, so tests can make drops and error answers reproducible,
+    ``latency_phase``: "after" delays the answer of a request that already took effect, and
+    ``methods`` (e.g. ``["POST"]``): only requests of these methods meet the faults.
     """
     if not isinstance(body, dict):
         raise bad_request("body must be a JSON object")
@@ -95,6 +98,7 @@ def parse_faults(body: object) -> FaultConfig:
         "drop_phase",
         "fail_paths",
         "seed",
+        "methods",
     }
     unknown = sorted(set(body) - known)
     if unknown:
@@ -113,7 +117,14 @@ def parse_faults(body: object) -> FaultConfig:
         drop_phase=_phase(body, "drop_phase", DropPhase.RANDOM),
         fail_paths=_fail_paths(body.get("fail_paths", [])),
         seed=seed,
+        methods=_methods(body.get("methods", [])),
     )
+
+
+def _methods(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(m, str) and m for m in value):
+        raise bad_request("methods must be a list of HTTP methods")
+    return tuple(m.upper() for m in value)
 
 
 class FaultInjector:
@@ -126,6 +137,10 @@ class FaultInjector:
     def configure(self, config: FaultConfig) -> None:
         self.config = config
         self._rng = random.Random(config.seed)
+
+    def applies_to(self, method: str) -> bool:
+        """Whether requests of ``method`` meet the faults."""
+        return not self.config.methods or method.upper() in self.config.methods
 
     def pick_status(self) -> int | None:
         """An error status to answer instead of the real one, or None."""

@@ -51,6 +51,21 @@ class TransferState(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"  # its work was dropped (a paused job cleared its backlog)
+
+
+class ObjectOutcome(StrEnum):
+    """What became of one posted object (``/_emulator/deliveries``); a folder object takes
+    the worst of its files: failed, else transferred, else skipped."""
+
+    TRANSFERRED = "transferred"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+# Every job of a real GET /v1/jobs dump carries both, true (JET-API.md).
+DEFAULT_JOB_OPTIONS: JsonDict = {"clearBacklogOnPause": True, "clearBacklogOnStop": True}
+DEFAULT_GROWING_IDLE_S = 30.0
 
 
 TERMINAL_DELIVERY_STATES = frozenset({DeliveryState.COMPLETED, DeliveryState.FAILED})
@@ -140,7 +155,9 @@ class Job:
     last_modified_on: str
     paused: bool = False
     extra: JsonDict = field(default_factory=dict)
+    # Kept for the emulator's own bookkeeping; served only with --assume-job-deliveries.
     delivery_ids: list[str] = field(default_factory=list)
+    options: JsonDict = field(default_factory=lambda: dict(DEFAULT_JOB_OPTIONS))
 
     @property
     def action_id(self) -> str:
@@ -148,13 +165,36 @@ class Job:
 
     @property
     def trigger_types(self) -> list[str]:
-        if not self.triggers:
-            return ["MANUAL_START"]
-        return list(dict.fromkeys(str(t.get("type")) for t in self.triggers))
+        """A real dump shows ``[]`` for manual jobs (never MANUAL_START)."""
+        return list(dict.fromkeys(str(t.get("type")) for t in self.triggers or []))
 
     @property
     def is_manual(self) -> bool:
-        return "HOT_FOLDER" not in self.trigger_types
+        """JET-API.md: manual unless a HOT_FOLDER or SCHEDULE trigger is present."""
+        return not {"HOT_FOLDER", "SCHEDULE"} & set(self.trigger_types)
+
+    @property
+    def clears_backlog_on_pause(self) -> bool:
+        return bool(self.options.get("clearBacklogOnPause", True))
+
+    @property
+    def transfer_options(self) -> JsonDict:
+        data = self.actions[0].get("data")
+        options = data.get("transferOptions") if isinstance(data, dict) else None
+        return options if isinstance(options, dict) else {}
+
+    @property
+    def growing_idle_s(self) -> float | None:
+        """How long a growing object must be idle before it is finished; None: the job does
+        not follow growing objects (it copies what exists when the transfer runs)."""
+        options = self.transfer_options
+        if not options.get("areGrowingObjects"):
+            return None
+        growing = options.get("growingObjects")
+        idle = growing.get("growingIdleTimeoutInSeconds") if isinstance(growing, dict) else None
+        if isinstance(idle, bool) or not isinstance(idle, int | float) or idle < 0:
+            return DEFAULT_GROWING_IDLE_S
+        return float(idle)
 
 
 @dataclass(slots=True)
@@ -172,6 +212,9 @@ class Transfer:
     state: TransferState = TransferState.SCHEDULED
     progress: Progress = field(default_factory=Progress)
     error: TransferError | None = None
+    first_index: int = 0  # where ``objects`` start in the delivery's objects
+    # Per-file records (``GET /v1/jobs/{id}/files``, served only with --assume-job-files).
+    files: list[JsonDict] = field(default_factory=list)
 
     def to_json(self) -> JsonDict:
         data = dataclasses.asdict(self)
@@ -202,6 +245,12 @@ class Delivery:
     last_modified_on: str
     last_event_time: str
     state: DeliveryState = DeliveryState.CREATED
+    outcomes: list[str] = field(default_factory=list)  # per object: ObjectOutcome or ""
+    abandoned: bool = False  # its job dropped its work: it never moves again
+
+    def __post_init__(self) -> None:
+        if len(self.outcomes) != len(self.objects):
+            self.outcomes = [""] * len(self.objects)
 
     def to_json(self) -> JsonDict:
         return dataclasses.asdict(self)

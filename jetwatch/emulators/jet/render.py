@@ -1,7 +1,11 @@
-"""JSON shapes of the emulator's records, as the seeds show them (seed 002 for deliveries)."""
+"""JSON shapes of the emulator's records, as the seeds show them (seed 002 for deliveries).
+
+What JET-API.md does not know is served only when its ``Assumptions`` flag is on.
+"""
 
 from __future__ import annotations
 
+from jetwatch.emulators.jet.config import Assumptions
 from jetwatch.emulators.jet.model import Delivery, Endpoint, Job, JsonDict, Profile, Transfer
 from jetwatch.emulators.jet.state import EmulatorState
 
@@ -39,34 +43,33 @@ def job_status(state: EmulatorState, job: Job) -> str:
     return "IN_PROGRESS" if state.job_is_busy(job) else "READY"
 
 
-def job_json(state: EmulatorState, job: Job) -> JsonDict:
-    """The complete job; ``deliveries`` newest first (seed 002: the job shows their ids)."""
+def job_json(state: EmulatorState, job: Job, assume: Assumptions) -> JsonDict:
+    """The complete job as a real dump shows it: ``triggers`` always (``[]`` for a manual
+    job), ``options`` with the clearBacklog flags, no delivery ids (only when assumed)."""
     body: JsonDict = {
         **job.extra,
         "jobId": job.job_id,
         "name": job.name,
         "actions": job.actions,
+        "triggers": job.triggers or [],
         "triggerTypes": job.trigger_types,
+        "options": job.options,
         "status": job_status(state, job),
         "paused": job.paused,
         "createdOn": job.created_on,
         "lastModifiedOn": job.last_modified_on,
-        "deliveries": [
+    }
+    if assume.job_deliveries:  # seed 002 says so; no real answer shows it
+        body["deliveries"] = [
             {"deliveryId": d, "createdOn": state.deliveries[d].created_on}
             for d in reversed(job.delivery_ids)
-        ],
-    }
-    if job.triggers:
-        body["triggers"] = job.triggers
+        ]
     return body
 
 
-def delivery_json(state: EmulatorState, delivery: Delivery) -> JsonDict:
-    """Seed 002's delivery, plus ``objects`` as posted.
-
-    ``objects`` is an assumption (not in the seed): jetwatch reads it to match an in-doubt
-    submission to the delivery that the API did receive.
-    """
+def delivery_json(state: EmulatorState, delivery: Delivery, *, objects: bool) -> JsonDict:
+    """Seed 002's delivery; ``objects`` as posted only when asked (the POST answer, or
+    GET with --assume-delivery-objects: seed 002's GET answer has none)."""
     source = state.profiles.get(delivery.source_profile_id)
     return {
         "metadata": {
@@ -84,7 +87,7 @@ def delivery_json(state: EmulatorState, delivery: Delivery) -> JsonDict:
         "lastEventTime": delivery.last_event_time,
         "serviceId": state.service_id,
         "transfers": [{"transferId": t} for t in delivery.transfer_ids],
-        "objects": delivery.objects,
+        **({"objects": delivery.objects} if objects else {}),
     }
 
 
@@ -99,14 +102,6 @@ def _side(state: EmulatorState, profile_id: str) -> JsonDict:
         "storageProfileType": PROFILE_TYPE,
         "type": "INTERNAL",
     }
-
-
-def _growing(job: Job | None) -> bool:
-    if job is None:
-        return False
-    data = job.actions[0].get("data")
-    options = data.get("transferOptions") if isinstance(data, dict) else None
-    return bool(options.get("areGrowingObjects")) if isinstance(options, dict) else False
 
 
 def transfer_json(state: EmulatorState, transfer: Transfer) -> JsonDict:
@@ -139,12 +134,47 @@ def transfer_json(state: EmulatorState, transfer: Transfer) -> JsonDict:
     return body
 
 
+def _growing(job: Job | None) -> bool:
+    return job is not None and job.growing_idle_s is not None
+
+
+def in_progress_json(transfer: Transfer) -> JsonDict:
+    """An item of ``GET /v1/jobs/{jobId}/transfers?state=IN_PROGRESS`` (JET-API.md): no
+    ``deliveryId`` in its metadata; GET the transfer itself for that."""
+    progress = transfer.progress.to_json()
+    done = sum(progress[k]["count"] for k in ("transferred", "skipped", "failed"))
+    remaining = {"count": max(0, len(transfer.objects) - done), "bytes": 0}
+    return {
+        "transferId": transfer.transfer_id,
+        "state": transfer.state.value,
+        "createdOn": transfer.created_on,
+        "lastModifiedOn": transfer.last_modified_on,
+        "objectsManifest": {
+            "manifestId": transfer.batch_id,
+            "summary": {"count": len(transfer.objects)},
+        },
+        "transferProgress": {**progress, "remaining": remaining},
+        "metadata": {
+            "jobId": transfer.job_id,
+            "executionId": transfer.execution_id,
+            "actionId": "",
+            "clientId": "",
+            "serverId": "",
+        },
+    }
+
+
 def received_json(delivery: Delivery) -> JsonDict:
-    """One item of ``GET /_emulator/deliveries``."""
+    """One item of ``GET /_emulator/deliveries``: each object with its ``outcome`` once known
+    (a second delivery of a file is then told apart from a second copy of it)."""
+    objects = [
+        {**obj, **({"outcome": outcome} if outcome else {})}
+        for obj, outcome in zip(delivery.objects, delivery.outcomes, strict=True)
+    ]
     return {
         "jobId": delivery.job_id,
         "deliveryId": delivery.delivery_id,
-        "objects": delivery.objects,
+        "objects": objects,
         "state": delivery.state.value,
         "createdOn": delivery.created_on,
     }

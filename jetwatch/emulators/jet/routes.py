@@ -11,10 +11,12 @@ import structlog
 from aiohttp import web
 
 from jetwatch.emulators.jet.auth import TokenStore
-from jetwatch.emulators.jet.model import Job, JsonDict, Profile, iso_now, new_id
+from jetwatch.emulators.jet.config import Assumptions
+from jetwatch.emulators.jet.model import Job, JsonDict, Profile, TransferState, iso_now, new_id
 from jetwatch.emulators.jet.render import (
     delivery_json,
     endpoint_json,
+    in_progress_json,
     job_json,
     profile_json,
     transfer_json,
@@ -27,7 +29,7 @@ from jetwatch.emulators.jet.validation import (
     parse_job,
     parse_objects,
     parse_page,
-    parse_paused,
+    parse_patch,
     parse_profile,
 )
 
@@ -70,17 +72,31 @@ def _oauth_error(status: int, error: str, message: str) -> web.Response:
     return web.json_response({"error": error, "message": message}, status=status)
 
 
+def _with_trailing_slashes(routes: list[web.RouteDef]) -> list[web.RouteDef]:
+    """Every route also with a trailing slash: Signiant's own sample app POSTs /v1/jobs/."""
+    twins = [web.RouteDef(r.method, r.path + "/", r.handler, r.kwargs) for r in routes]
+    return routes + twins
+
+
 class JetRoutes:
     """The Jet API handlers, bound to one emulator's state, tokens and copy engine."""
 
-    def __init__(self, state: EmulatorState, tokens: TokenStore, engine: TransferEngine) -> None:
+    def __init__(
+        self,
+        state: EmulatorState,
+        tokens: TokenStore,
+        engine: TransferEngine,
+        assume: Assumptions | None = None,
+    ) -> None:
         self._state = state
         self._tokens = tokens
         self._engine = engine
+        self._assume = assume or Assumptions()
 
     def routes(self) -> list[web.RouteDef]:
         jobs = "/v1/jobs/{jobId}"
-        return [
+        extra = [web.get(jobs + "/files", self.list_files)] if self._assume.job_files else []
+        return _with_trailing_slashes([
             web.post("/oauth/token", self.issue_token),
             web.get("/v1/endpoints", self.list_endpoints),
             web.get("/v1/storageProfiles", self.list_profiles),
@@ -95,7 +111,8 @@ class JetRoutes:
             web.get(jobs + "/deliveries/{deliveryId}", self.get_delivery),
             web.get(jobs + "/transfers", self.list_transfers),
             web.get(jobs + "/transfers/{transferId}", self.get_transfer),
-        ]
+            *extra,
+        ])  # fmt: skip
 
     async def issue_token(self, request: web.Request) -> web.Response:
         fields = await _read_credentials(request)
@@ -141,7 +158,7 @@ class JetRoutes:
     async def list_jobs(self, request: web.Request) -> web.Response:
         offset, limit = parse_page(request.query)
         jobs = list(self._state.jobs.values())
-        page = [job_json(self._state, j) for j in jobs[offset : offset + limit]]
+        page = [job_json(self._state, j, self._assume) for j in jobs[offset : offset + limit]]
         return web.json_response(
             {"items": page, "offset": offset, "limit": limit, "totalResultCount": len(jobs)}
         )
@@ -160,11 +177,12 @@ class JetRoutes:
             last_modified_on=now,
             paused=new.paused,
             extra=new.extra,
+            options=new.options,
         )
         self._state.jobs[job.job_id] = job
         self._state.mark_dirty()
         log.info("emulator_job_created", job_id=job.job_id, trigger_types=job.trigger_types)
-        return web.json_response(job_json(self._state, job))
+        return web.json_response(job_json(self._state, job, self._assume))
 
     def _job(self, request: web.Request) -> Job:
         job = self._state.jobs.get(request.match_info["jobId"])
@@ -173,15 +191,25 @@ class JetRoutes:
         return job
 
     async def get_job(self, request: web.Request) -> web.Response:
-        return web.json_response(job_json(self._state, self._job(request)))
+        return web.json_response(job_json(self._state, self._job(request), self._assume))
 
     async def patch_job(self, request: web.Request) -> web.Response:
         job = self._job(request)
-        job.paused = parse_paused(await read_json(request))
+        patch = parse_patch(await read_json(request))
+        if patch.options is not None:
+            job.options = {**job.options, **patch.options}
+        if patch.transfer_options is not None:
+            data = job.actions[0].setdefault("data", {})
+            data["transferOptions"] = {**job.transfer_options, **patch.transfer_options}
         job.last_modified_on = iso_now()
+        if patch.paused is not None and patch.paused != job.paused:
+            job.paused = patch.paused
+            event = "emulator_job_paused" if job.paused else "emulator_job_resumed"
+            log.info(event, job_id=job.job_id)
+            if job.paused:
+                self._engine.pause_job(job)
         self._state.mark_dirty()
-        log.info("emulator_job_paused" if job.paused else "emulator_job_resumed", job_id=job.job_id)
-        return web.json_response(job_json(self._state, job))
+        return web.json_response(job_json(self._state, job, self._assume))
 
     async def delete_job(self, request: web.Request) -> web.Response:
         job = self._job(request)
@@ -205,7 +233,7 @@ class JetRoutes:
             delivery_id=delivery.delivery_id,
             objects=len(objects),
         )
-        return web.json_response(delivery_json(self._state, delivery))
+        return web.json_response(delivery_json(self._state, delivery, objects=True))
 
     async def get_delivery(self, request: web.Request) -> web.Response:
         delivery = self._state.delivery_of(
@@ -213,17 +241,38 @@ class JetRoutes:
         )
         if delivery is None:
             raise ErrorAnswer(404, "delivery not found")
-        return web.json_response(delivery_json(self._state, delivery))
+        objects = self._assume.delivery_objects
+        return web.json_response(delivery_json(self._state, delivery, objects=objects))
 
     async def list_transfers(self, request: web.Request) -> web.Response:
+        """JET-API.md: ``state`` is required and IN_PROGRESS its only value; an empty list
+        answers 404 (third-party code treats it as "none")."""
+        job = self._job(request)
+        if request.query.get("state") != TransferState.IN_PROGRESS:
+            raise bad_request("state is required and must be IN_PROGRESS")
+        items = [
+            in_progress_json(transfer)
+            for delivery_id in job.delivery_ids
+            for transfer_id in self._state.deliveries[delivery_id].transfer_ids
+            if (transfer := self._state.transfers[transfer_id]).state is TransferState.IN_PROGRESS
+        ]
+        if not items:
+            raise ErrorAnswer(404, "no transfers in progress")
+        return web.json_response({"items": items})
+
+    async def list_files(self, request: web.Request) -> web.Response:
+        """Per-file records (--assume-job-files; JobFilesResponse of a Swagger copy)."""
         job = self._job(request)
         wanted = request.query.get("state")
-        items: list[JsonDict] = []
-        for delivery_id in job.delivery_ids:
-            for transfer_id in self._state.deliveries[delivery_id].transfer_ids:
-                transfer = self._state.transfers[transfer_id]
-                if wanted is None or transfer.state.value == wanted:
-                    items.append(transfer_json(self._state, transfer))
+        items: list[JsonDict] = [
+            record
+            for delivery_id in job.delivery_ids
+            for transfer_id in self._state.deliveries[delivery_id].transfer_ids
+            for record in self._state.transfers[transfer_id].files
+            if wanted is None or record["state"] == wanted
+        ]
+        if not items:
+            raise ErrorAnswer(404, "no files")
         return web.json_response({"items": items})
 
     async def get_transfer(self, request: web.Request) -> web.Response:

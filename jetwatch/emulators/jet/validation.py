@@ -6,7 +6,7 @@ import copy
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
-from jetwatch.emulators.jet.model import JsonDict, file_url_path, new_id
+from jetwatch.emulators.jet.model import DEFAULT_JOB_OPTIONS, JsonDict, file_url_path, new_id
 from jetwatch.errors import JetwatchError
 
 MAX_PAGE_LIMIT = 100  # JET-API.md: jobs searches page with limit ≤ 100
@@ -79,9 +79,11 @@ class NewJob:
     triggers: list[JsonDict] | None
     paused: bool
     extra: JsonDict
+    options: JsonDict
 
 
-_JOB_KEYS = frozenset({"name", "jobName", "actions", "triggers", "paused"})
+_JOB_KEYS = frozenset({"name", "jobName", "actions", "triggers", "paused", "options"})
+_BACKLOG_KEYS = ("clearBacklogOnPause", "clearBacklogOnStop")
 
 
 def parse_job(body: object, profile_ids: Container[str]) -> NewJob:
@@ -112,7 +114,17 @@ def parse_job(body: object, profile_ids: Container[str]) -> NewJob:
         if isinstance(item, dict):
             item.setdefault("actionId", new_id())
     extra = {k: v for k, v in data.items() if k not in _JOB_KEYS}
-    return NewJob(name, source_id, dest_id, echoed, triggers, paused, extra)
+    options = {**DEFAULT_JOB_OPTIONS, **_job_options(data.get("options", {}))}
+    return NewJob(name, source_id, dest_id, echoed, triggers, paused, extra, options)
+
+
+def _job_options(value: object) -> JsonDict:
+    """``options``: the clearBacklog flags must be booleans; other keys are kept as given."""
+    options = _object(value, "body.options")
+    for key in _BACKLOG_KEYS:
+        if key in options and not isinstance(options[key], bool):
+            raise bad_request(f"body.options.{key} must be a boolean")
+    return options
 
 
 def _parse_triggers(value: object, source_id: str) -> list[JsonDict] | None:
@@ -160,12 +172,29 @@ def _parse_object(item: object, index: int) -> JsonDict:
     return obj
 
 
-def parse_paused(body: object) -> bool:
-    """``PATCH /v1/jobs/{jobId}`` body: ``{"paused": true|false}``."""
-    paused = _object(body, "body").get("paused")
-    if not isinstance(paused, bool):
+@dataclass(frozen=True, slots=True)
+class JobPatch:
+    """A valid ``PATCH /v1/jobs/{jobId}`` body; None = not given."""
+
+    paused: bool | None
+    options: JsonDict | None
+    transfer_options: JsonDict | None
+
+
+def parse_patch(body: object) -> JobPatch:
+    """``{"paused": true|false}`` (seeds 001/002); the Swagger copy says growing-file options
+    are patched too, without a shape: ``options`` and ``transferOptions`` (assumed)."""
+    data = _object(body, "body")
+    paused = data.get("paused")
+    if paused is not None and not isinstance(paused, bool):
         raise bad_request("body.paused must be a boolean")
-    return paused
+    options = _job_options(data["options"]) if "options" in data else None
+    transfer = data.get("transferOptions")
+    if transfer is not None:
+        transfer = _object(transfer, "body.transferOptions")
+    if paused is None and options is None and transfer is None:
+        raise bad_request("body must set paused, options or transferOptions")
+    return JobPatch(paused, options, transfer)
 
 
 def parse_page(query: Mapping[str, str]) -> tuple[int, int]:
