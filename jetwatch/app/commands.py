@@ -12,6 +12,7 @@ from jetwatch.apis.webhook import url_origin
 from jetwatch.app.output import plural, print_problems, table
 from jetwatch.config.load import load_settings
 from jetwatch.config.settings import FolderSettings, Settings, parse_listen
+from jetwatch.domain.states import HoldReason
 from jetwatch.domain.target import TargetStatus
 from jetwatch.errors import (
     ApiError,
@@ -197,7 +198,7 @@ async def check_command(path: Path | None, *, online: bool) -> ExitCode:
     try:
         for i, folder in enumerate(settings.folders):
             try:
-                results.append(await _check_folder(backends, f"folders[{i}]", folder))
+                results.append(await _check_folder(backends, settings, f"folders[{i}]", folder))
             except ApiError as exc:
                 _print_network(backends)
                 return _api_failure(settings, spec_of(folder.target), "online check", exc)
@@ -228,24 +229,30 @@ def _report(results: list[tuple[list[str], list[Finding]]]) -> ExitCode:
 
 
 async def _check_folder(
-    backends: Backends, key: str, folder: FolderSettings
+    backends: Backends, settings: Settings, key: str, folder: FolderSettings
 ) -> tuple[list[str], list[Finding]]:
     """The folder's target's own check, plus what only its kind can verify."""
     route = backends.route(folder)
     spec = spec_of(folder.target)
     status = await route.target.check()
-    findings = _status_findings(spec, key, status)
+    findings = _status_findings(spec, key, status, settings)
     if status.ident is not None and not status.problem:
         findings += await spec.online_findings(route.target, key, folder, status.ident)
     verdict = "; ".join(f.problem for f in findings) or "ok"
     return [folder.label, route.ref, status.ident or "-", verdict], findings
 
 
-def _status_findings(spec: TargetSpec, key: str, status: TargetStatus) -> list[Finding]:
+def _status_findings(
+    spec: TargetSpec, key: str, status: TargetStatus, settings: Settings
+) -> list[Finding]:
     where = f"{key}.{spec.ref_key}"
     findings = []
     if status.problem:
-        findings.append(Finding(f"{key}.{status.problem_key or spec.ref_key}", status.problem))
+        problem = status.problem
+        if status.hold is HoldReason.FORBIDDEN:  # say who was refused
+            user = getattr(spec.section_of(settings), spec.user_key, None)
+            problem = f"{problem} ({spec.section}.{spec.user_key} = {user!r})"
+        findings.append(Finding(f"{key}.{status.problem_key or spec.ref_key}", problem))
     if status.paused:
         findings.append(Finding(where, f"{spec.ref_word} {status.ident} is paused", transient=True))
     return findings

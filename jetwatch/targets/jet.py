@@ -7,6 +7,7 @@ under the job's source profile, a growing job for a ``growing`` folder) for ``ru
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -30,6 +31,9 @@ from jetwatch.targets.jet_lookup import DeliveryLookup
 from jetwatch.targets.jet_profile import FolderProblem, growing_problem, profile_problem
 
 log = structlog.get_logger(__name__)
+
+# What a refused (403) client must change; the view-only role may read jobs only.
+FORBIDDEN_FIX = "this client's role cannot create deliveries: use an S2S_ADMIN client"
 
 MAX_ERROR_TRANSFERS = 5  # transfers whose error messages make up a failure's detail
 _KNOWN = frozenset(DeliveryState)
@@ -137,8 +141,9 @@ class JetTarget:
         cannot deliver from (outside the profile, growing without a growing job), paused."""
         try:
             job = await self._resolve()
-        except ForbiddenError as exc:
-            return TargetStatus(False, problem=f"forbidden (403): {exc.body or exc}")
+        except ForbiddenError:
+            why = f"forbidden (403) to read jobs: {FORBIDDEN_FIX}"
+            return TargetStatus(False, problem=why, hold=HoldReason.FORBIDDEN)
         if isinstance(job, str):
             return TargetStatus(False, problem=job)
         problem = job_problem(job)
@@ -146,8 +151,9 @@ class JetTarget:
             return TargetStatus(False, job.paused, problem, job.job_id)
         try:
             found = await self._folder_problem(job)
-        except ForbiddenError as exc:
-            why = f"forbidden (403) to read storage profiles: {exc.body or exc}"
+        except ForbiddenError:
+            # The answer's body is in the request_rejected log line; people need the fix.
+            why = f"forbidden (403) to read storage profiles: {FORBIDDEN_FIX}"
             return TargetStatus(False, job.paused, why, job.job_id, HoldReason.FORBIDDEN)
         if found is not None:
             return TargetStatus(False, job.paused, found.problem, job.job_id, found.hold, found.key)
@@ -157,7 +163,8 @@ class JetTarget:
         if self._folder is None:
             return None
         profiles = await self._client.list_storage_profiles()
-        return profile_problem(self._folder, job, profiles) or growing_problem(self._folder, job)
+        outside = await asyncio.to_thread(profile_problem, self._folder, job, profiles)
+        return outside or growing_problem(self._folder, job)
 
     async def submit(self, objects: Sequence[SubmitObject], *, ident: str | None = None) -> str:
         """POST one delivery of ``objects``; raises the client's errors (see base.py)."""

@@ -29,9 +29,17 @@ class FolderProblem:
 
 
 def _is_under(path: Path, root: Path) -> bool:
-    # Pure string work (no stat on the event loop): both come from config or the API.
     path_s, root_s = os.path.normpath(path), os.path.normpath(root).rstrip("/")
     return path_s == root_s or path_s.startswith(root_s + "/") or root_s == ""
+
+
+def _same(a: Path, b: Path) -> bool:
+    return os.path.normpath(a) == os.path.normpath(b)
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with its symlinks resolved (as far as it exists; blocking: a few lstats)."""
+    return Path(os.path.realpath(path))
 
 
 def profile_path(profile: StorageProfile) -> Path | None:
@@ -50,7 +58,8 @@ def profile_problem(
     The profile's path is where the Jet agent sees the files. When this host sees them
     elsewhere (a container with the share mounted at another path) ``profile_root`` says
     where the profile's root is here, and is trusted: the folder must then lie under it
-    (the config check makes sure of that).
+    (the config check makes sure of that). A folder reached through a symlink counts where
+    the link leads (blocking: call it in a worker thread).
     """
     source = next((p for p in profiles if p.storage_profile_id == job.source_profile_id), None)
     if source is None:
@@ -59,8 +68,9 @@ def profile_problem(
     root = profile_path(source)
     if root is None:
         return None
-    if _is_under(folder.path, root):
-        if os.path.normpath(folder.root) != os.path.normpath(root):
+    under = _is_under(folder.path, root) or _is_under(_resolved(folder.path), _resolved(root))
+    if under:
+        if not (_same(folder.root, root) or _same(_resolved(folder.root), _resolved(root))):
             # relativePath is computed from profile_root: Jet would look in the wrong place.
             why = f"set profile_root = {str(root)!r} (the source profile's path)"
             return FolderProblem("profile_root", why, HoldReason.OUTSIDE_PROFILE)

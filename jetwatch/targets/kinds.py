@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jetwatch.apis.jetstream import MODULE_MISSING, module_available
 from jetwatch.config.settings import FolderSettings
+from jetwatch.targets.jet import FORBIDDEN_FIX
 from jetwatch.targets.spec import Finding, TargetSpec
 
 
@@ -36,7 +37,7 @@ JET = TargetSpec(
     ref_key="job",
     user_key="client_id",
     secret_key="client_secret",  # noqa: S106 - the name of a config key
-    forbidden_fix="this client's role cannot create deliveries: use an S2S_ADMIN client",
+    forbidden_fix=FORBIDDEN_FIX,
     # The profile and growing checks are the target's own (``JetTarget.check``): ``run``
     # holds such a folder just as ``check --online`` reports it.
     warnings=_jet_warnings,

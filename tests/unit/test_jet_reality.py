@@ -128,6 +128,24 @@ def test_profile_rule(
     assert (None if found is None else (found.key, found.hold)) == problem
 
 
+def test_profile_rule_follows_symlinks(tmp_path: Path) -> None:
+    """A folder reached through a symlink counts where the link leads; a link to somewhere
+    else is outside, whatever its spelling."""
+    profile = tmp_path / "ingest"
+    (profile / "in").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(profile)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "wrong").symlink_to(tmp_path / "elsewhere")
+    profiles = [StorageProfile(storage_profile_id="src", url=profile.as_uri())]
+    linked = FolderSettings(path=tmp_path / "link", job="j")
+    assert profile_problem(linked, _job(), profiles) is None
+    inside = FolderSettings(path=tmp_path / "link" / "in", job="j", profile_root=tmp_path / "link")
+    assert profile_problem(inside, _job(), profiles) is None
+    wrong = profile_problem(FolderSettings(path=tmp_path / "wrong", job="j"), _job(), profiles)
+    assert wrong is not None
+    assert (wrong.key, wrong.hold) == ("path", HoldReason.OUTSIDE_PROFILE)
+
+
 def test_profile_rule_missing_and_cloud_profiles() -> None:
     """A missing source profile is a problem of the job; a cloud profile cannot be compared."""
     folder = FolderSettings(path=Path("/x"), job="j")
