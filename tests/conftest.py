@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.emulator",
     "tests.fixtures.ledger",
+    "tests.fixtures.postgres",
     "tests.fixtures.pipeline",
     "tests.fixtures.daemon",
     "tests.fixtures.im",
