@@ -140,3 +140,31 @@ LOOP_LAG_SECONDS = Gauge(
     "Event-loop lag measured by the health ticker.",
     registry=REGISTRY,
 )
+FLEET_MEMBERS = Gauge(
+    "jetwatch_fleet_members",
+    "Live daemons on the ledger (1 for a SQLite ledger).",
+    registry=REGISTRY,
+)
+FOLDER_OWNED = Gauge(
+    "jetwatch_folder_owned",
+    "1 while this daemon holds the folder's lease (acts on it), else 0 (standby).",
+    ["folder"],
+    registry=REGISTRY,
+)
+FOLDER_OWNER = Gauge(
+    "jetwatch_folder_owner_info",
+    "1 for the daemon (host, pid) holding each folder's lease, as the ledger says.",
+    ["folder", "host", "pid"],
+    registry=REGISTRY,
+)
+FLEET_HEARTBEAT_AGE = Gauge(
+    "jetwatch_fleet_heartbeat_age_seconds",
+    "Seconds since each daemon on the ledger renewed its leases.",
+    ["host", "pid", "version"],
+    registry=REGISTRY,
+)
+LEASE_ROUND_FAILURES = Counter(
+    "jetwatch_lease_round_failures_total",
+    "Lease rounds (renew/claim) that failed: the database could not be reached.",
+    registry=REGISTRY,
+)

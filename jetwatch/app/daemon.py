@@ -1,11 +1,13 @@
 """The daemon: builds the components, runs them in one TaskGroup, handles signals.
 
-Phases: startup (ledger, targets, target registry, intakes, ops server) → main loop (a
+Phases: startup (ledger, folder leases, targets, target registry, intakes, ops server) →
+main loop (a
 component that crashes stops the process with a non-zero code) → shutdown (stop intake,
 let submissions in flight finish or persist, then cancel the rest, within
 ``shutdown_timeout_seconds``). Signal handlers only set flags; a second SIGINT/SIGTERM
 cancels everything at once. A back end being down at start-up is not fatal: folders are
 watched, files settle and queue, and the target registry retries until it can log in.
+Stages and intakes act only on folders whose lease this daemon holds (``FolderOwnership``).
 """
 
 from __future__ import annotations
@@ -22,21 +24,21 @@ import structlog
 from jetwatch import logs
 from jetwatch.app import views as views
 from jetwatch.app.announce import Announcer
+from jetwatch.app.ledgers import open_for_daemon
 from jetwatch.app.lifecycle import Lifecycle
 from jetwatch.config.load import load_settings
 from jetwatch.config.settings import FolderSettings, Settings
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.wake import Stage, Wakeups
-from jetwatch.errors import ConfigError, ExitCode, LedgerError, LedgerUnavailableError
+from jetwatch.errors import ConfigError, ExitCode
 from jetwatch.intake.folder import FolderIntake
-from jetwatch.ledger.lock import LedgerLock
-from jetwatch.ledger.sqlite import SqliteLedger
 from jetwatch.ops.health import LoopMonitor, Readiness
 from jetwatch.ops.sdnotify import SdNotifier, run_watchdog
 from jetwatch.ops.server import OpsServer
 from jetwatch.pipeline.actions import PostActions
 from jetwatch.pipeline.batcher import Batcher
 from jetwatch.pipeline.deliverer import Deliverer
+from jetwatch.pipeline.ownership import FolderOwnership
 from jetwatch.pipeline.tracker import Tracker
 from jetwatch.pipeline.upkeep import LedgerMaintenance
 from jetwatch.targets.backends import Backends
@@ -89,7 +91,8 @@ class Daemon:
         self._life.request_reload()
 
     def folders(self) -> Mapping[str, FolderSettings]:
-        return self._folders
+        """The configured folders this daemon may act on now (all of them on one host)."""
+        return {k: f for k, f in self._folders.items() if k in self.ownership.acting_on()}
 
     async def run(self) -> ExitCode:
         """Run until stopped; returns the process exit code."""
@@ -112,35 +115,21 @@ class Daemon:
 
     # ---- startup ---------------------------------------------------------------------
     async def _run_with_ledger(self) -> ExitCode:
-        path = self.settings.ledger.path
-        try:
-            self.ledger: LedgerStore = await SqliteLedger.open(path)
-        except LedgerUnavailableError as exc:
-            # Disk full, read-only, permissions: not the ledger's content; a restart may do.
-            log.error("ledger_unavailable", path=str(path), error=str(exc))
-            return ExitCode.FAILURE
-        except LedgerError as exc:
-            log.error(
-                "ledger_refused",
-                path=str(path),
-                error=str(exc),
-                hint="see README 'Ledger': jetwatch ledger move-aside",
-            )
-            return ExitCode.LEDGER
-        # Locked after the checks so a refused ledger's folder stays untouched; SQLite's own
-        # locking already guards a concurrent open. Two daemons would post the same batches.
-        lock = LedgerLock(path)
-        try:
-            lock.acquire()
-        except LedgerError as exc:
-            await self.ledger.aclose()
-            log.error("ledger_in_use", error=str(exc))
-            return ExitCode.LEDGER
+        opened = await open_for_daemon(self.settings.ledger)
+        if isinstance(opened, ExitCode):
+            return opened
+        self.ledger: LedgerStore
+        self.ledger, lock = opened
+        self.ownership = FolderOwnership(
+            self.ledger, lambda: self._folders, lease_s=self.settings.ledger.lease_seconds
+        )
         try:
             return await self._run_with_targets()
         finally:
+            await self.ownership.leave()
             await self.ledger.aclose()
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     async def _run_with_targets(self) -> ExitCode:
         backends = Backends(self.settings, jetstream_module=self._jetstream_module)
@@ -180,13 +169,17 @@ class Daemon:
             self.ledger,
             self.registry,
             self.folders,
+            ownership=self.ownership,
             poll_min_s=jet.poll_min_seconds,
             poll_max_s=jet.poll_max_seconds,
             poll_bounds=backends.poll_bounds(),
             max_concurrent=jet.max_concurrent_polls,
             wakeups=wakeups,
         )
-        self.deliverer = Deliverer(self.ledger, self.registry, self.folders, wakeups=wakeups)
+        self.deliverer = Deliverer(
+            self.ledger, self.registry, self.folders, wakeups=wakeups, ownership=self.ownership,
+            inherited_grace_s=jet.request_timeout_seconds,
+        )  # fmt: skip
         self.monitor = LoopMonitor()
         self.maintenance = LedgerMaintenance(
             self.ledger, self.folders, retention_s=self.settings.ledger.retention_days * 86400
@@ -196,15 +189,17 @@ class Daemon:
     async def _main_loop(self) -> ExitCode:
         crashed = False
         try:
+            await self.ownership.run_once()  # before any stage looks at a folder
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                for folder in self._folders.values():
-                    self._start_intake(folder)
+                self._sync_intakes()
                 self._deliver_task = tg.create_task(self.deliverer.run(), name="deliver")
                 self._watchdog_task = tg.create_task(
                     run_watchdog(self._notifier, self.healthy), name="watchdog"
                 )
                 self._others = [
+                    tg.create_task(self.ownership.run(), name="leases"),
+                    tg.create_task(self._follow_ownership(), name="ownership"),
                     tg.create_task(self.registry.run(), name="targets"),
                     tg.create_task(self.batcher.run(), name="batch"),
                     tg.create_task(self.tracker.run(), name="track"),
@@ -230,6 +225,24 @@ class Daemon:
         self._intake_tasks[folder.label] = self._tg.create_task(
             intake.run(), name=f"intake:{folder.label}"
         )
+
+    def _sync_intakes(self) -> None:
+        """Intakes run for the folders this daemon may act on, and only for those."""
+        acting = self.ownership.acting_on()
+        for label in [label for label in self._intake_tasks if label not in acting]:
+            self._intake_tasks.pop(label).cancel()
+            self.intakes.pop(label, None)
+            log.info("folder_standby", folder=label, reason="another daemon holds its lease")
+        for label, folder in self._folders.items():
+            if label in acting and label not in self._intake_tasks:
+                self._start_intake(folder)
+
+    async def _follow_ownership(self) -> None:
+        while await self.ownership.changed.wait():
+            self.ownership.changed.clear()
+            if not self._life.stop.is_set():
+                self._sync_intakes()
+                self.wakeups.wake(*Stage)
 
     async def _supervise(self) -> None:
         life = self._life
@@ -335,7 +348,8 @@ class Daemon:
             if label in self._folders:
                 continue
             self._folders[label] = folder
-            self._start_intake(folder)
+            if self.ownership.may_act(label):
+                self._start_intake(folder)
             event = "folder_changed" if label in changed else "folder_added"
             log.info(event, folder=label, path=str(folder.path))
             if folder.path in removed:
@@ -358,13 +372,16 @@ class Daemon:
 
     def readiness(self) -> Readiness:
         stopping = self._life.stop.is_set()
-        return views.readiness(stopping=stopping, targets=self.registry, intakes=self.intakes)
+        verdict = views.readiness(stopping=stopping, targets=self.registry, intakes=self.intakes)
+        return views.with_ownership(verdict, self.ownership, list(self._folders))
 
     async def status_json(self) -> dict[str, Any]:
-        return await views.status_json(self.ledger, self.registry, self.readiness())
+        data = await views.status_json(self.ledger, self.registry, self.readiness())
+        return await views.with_fleet(data, self.ledger, self.ownership)
 
     async def _refresh_gauges(self) -> None:
         await views.refresh_gauges(self.ledger, list(self._folders), self.intakes)
+        await views.refresh_fleet_gauges(self.ledger)
 
 
 async def run_daemon(config_path: Path | None) -> ExitCode:

@@ -22,7 +22,12 @@ from jetwatch.errors import ConfigError
 CONFIG_ENV = "JETWATCH_CONFIG"
 Problem = tuple[str, str]
 # The secret key of each section that has one; ``<key>_file`` is its file variant.
-SECRET_KEYS = {"jet": "client_secret", "integration_manager": "password", "jetstream": "password"}
+SECRET_KEYS = {
+    "jet": "client_secret",
+    "integration_manager": "password",
+    "jetstream": "password",
+    "ledger": "password",
+}
 
 
 def load_settings(
@@ -45,8 +50,10 @@ def load_settings(
         # Report what the other fields' cross-checks find too: one round of fixes, not many.
         found = _problems(exc) + _partial_folder_checks(data)
         raise ConfigError(list(dict.fromkeys(found))) from None
-    used = sections_in_use(settings, require_jet=require_jet)
-    settings, problems = _resolve_secrets(settings, path, used if require_credentials else set())
+    used = sections_in_use(settings, require_jet=require_jet) if require_credentials else set()
+    if settings.ledger.shared:
+        used.add("ledger")  # status and ledger commands read a PostgreSQL ledger too
+    settings, problems = _resolve_secrets(settings, path, used)
     problems += cross_check(
         settings,
         require_folders=require_folders,

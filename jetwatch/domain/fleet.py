@@ -12,7 +12,10 @@ import math
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from jetwatch import __version__
 
@@ -103,3 +106,33 @@ def renew_interval_s(lease_s: float) -> float:
 def acting_window_s(lease_s: float) -> float:
     """How long after a round was sent its owner may still act: stops before expiry can come."""
     return max(0.0, lease_s - max(MIN_SAFETY_S, lease_s * SAFETY_FRACTION))
+
+
+class Acting(Protocol):
+    """What the stages ask before they act on a folder (see ``pipeline.ownership``)."""
+
+    def may_act(self, folder: str) -> bool:
+        """This daemon holds the folder's lease and may act on it now."""
+        ...
+
+    def owned_since(self, folder: str) -> float:
+        """Monotonic time this daemon took the folder over (-inf: it always had it)."""
+        ...
+
+    def acting(self, folder: str) -> AbstractContextManager[bool]:
+        """Hold while acting (a POST): a hand-over waits for it; yields ``may_act``."""
+        ...
+
+
+class OwnsEverything:
+    """One daemon, one ledger: the ledger lock makes it the owner of every folder."""
+
+    def may_act(self, folder: str) -> bool:
+        return True
+
+    def owned_since(self, folder: str) -> float:
+        return -math.inf
+
+    @contextmanager
+    def acting(self, folder: str) -> Iterator[bool]:
+        yield True

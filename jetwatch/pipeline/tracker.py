@@ -19,6 +19,7 @@ import structlog
 from jetwatch import metrics
 from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
+from jetwatch.domain.fleet import Acting, OwnsEverything
 from jetwatch.domain.retry import plan_retry
 from jetwatch.domain.states import BatchRow
 from jetwatch.domain.store import LedgerStore
@@ -47,7 +48,8 @@ class Tracker:
     """Polls SUBMITTED batches' submissions; writes COMPLETED or FAILED (+ retry plan).
 
     ``poll_bounds`` maps a target kind to its (poll_min_s, poll_max_s); other kinds use
-    ``poll_min_s`` and ``poll_max_s``.
+    ``poll_min_s`` and ``poll_max_s``. Only batches of folders ``ownership`` lets this
+    daemon act on are followed: the next owner of a folder follows its batches in flight.
     """
 
     def __init__(
@@ -62,7 +64,9 @@ class Tracker:
         max_concurrent: int = 8,
         wakeups: Wakeups,
         clock: Clock = SYSTEM_CLOCK,
+        ownership: Acting | None = None,
     ) -> None:
+        self._ownership = ownership or OwnsEverything()
         self._ledger = ledger
         self._targets = targets
         self._folders = folders
@@ -82,7 +86,9 @@ class Tracker:
 
     async def run_once(self) -> float | None:
         """Poll every submission that is due; return when the next one is due."""
-        batches = await self._ledger.submitted_batches()
+        batches = [
+            b for b in await self._ledger.submitted_batches() if self._ownership.may_act(b.folder)
+        ]
         now, wall = self._clock.monotonic(), self._clock.wall()
         live = {b.id for b in batches}
         for gone in set(self._schedule) - live:
