@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import structlog
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from jetwatch.domain.states import InvalidTransitionError
@@ -188,15 +189,47 @@ class Pg:
 
 
 async def _probe(url: str, kwargs: dict[str, Any], where: str) -> None:
-    """One connection first: its error says why (a pool would only time out)."""
+    """One connection first: its error says why (a pool would only time out).
+
+    libpq gives a failed connection no SQLSTATE. Whether the server is there decides: one
+    that answers and still refuses (credentials, a missing database) is a refused ledger,
+    one that cannot be reached is unavailable (retried, a restart may do).
+    """
     try:
         conn = await asyncio.wait_for(
             psycopg.AsyncConnection.connect(url, **kwargs), CONNECT_TIMEOUT_S + 1
         )
     except psycopg.ProgrammingError as exc:  # a URL libpq cannot parse
-        raise LedgerError(
-            f"ledger {where}: not a valid PostgreSQL URL ({_first_line(exc)})"
-        ) from exc
+        reason = _first_line(exc)
+        raise LedgerError(f"ledger {where}: not a valid PostgreSQL URL ({reason})") from exc
     except (psycopg.Error, TimeoutError) as exc:
+        if isinstance(exc, psycopg.OperationalError) and await _server_answers(url):
+            raise LedgerError(f"ledger {where} refused: {_server_said(exc)}") from exc
         raise translate(exc, where) from exc
     await conn.close()
+
+
+async def _server_answers(url: str) -> bool:
+    """Something accepts connections where the URL points (a TCP port or a socket file)."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.Error:
+        return False
+    host = str(info.get("host") or "/var/run/postgresql").split(",")[0]
+    port = int(str(info.get("port") or 5432).split(",")[0])
+    try:
+        if host.startswith("/"):
+            opened = asyncio.open_unix_connection(f"{host}/.s.PGSQL.{port}")
+        else:
+            opened = asyncio.open_connection(host, port)
+        _, writer = await asyncio.wait_for(opened, CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+def _server_said(exc: BaseException) -> str:
+    """libpq's reason without its "connection to server ... failed:" preamble."""
+    text = _first_line(exc)
+    return text.rpartition("failed: ")[2].removeprefix("FATAL:").strip() or text
