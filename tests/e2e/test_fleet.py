@@ -118,7 +118,8 @@ async def test_owner_cut_off_from_the_database_stops_before_a_standby_takes_over
     try:
         await cut_off.wait_event("delivery_submitted", timeout_s=30)
         await proxy.cut()
-        assert await wait_owner(direct, timeout_s=LEASE_S + 15) == standby.pid
+        took_over = await wait_owner(direct, other_than=cut_off.pid, timeout_s=LEASE_S + 15)
+        assert took_over == standby.pid
         lapsing = await cut_off.wait_event("folder_leases_lapsing", timeout_s=10)
         acquired = await standby.wait_event("folder_lease_acquired", timeout_s=10)
         status, body = await get_json(f"{await cut_off.ops_url()}/readyz")

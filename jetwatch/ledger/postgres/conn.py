@@ -29,6 +29,7 @@ from jetwatch.metrics import LEDGER_ERRORS
 log = structlog.get_logger(__name__)
 
 CONNECT_TIMEOUT_S = 5
+MIGRATION_LOCK = 0x4A574C47  # "JWLG", as the SQLite ledger's application_id
 CHECKOUT_TIMEOUT_S = 10.0
 # SQLSTATE classes that mean "the ledger is refused", not "try again".
 _REFUSED = {
@@ -131,12 +132,14 @@ class Pg:
     async def migrate(self) -> int:
         """Create or upgrade the schema; the version it had. Refuses foreign or newer ones."""
         async with self.tx() as conn:
+            # Two daemons starting on an empty database: the second waits here until the
+            # first committed, then sees its version. A transaction lock: gone at commit,
+            # never stranded with a connection.
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS jetwatch_meta "
                 "(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
-            # Two daemons starting on an empty database: the second waits here, then sees v1.
-            await conn.execute("LOCK TABLE jetwatch_meta IN EXCLUSIVE MODE")
             version = await self._check(conn)
             for step in MIGRATIONS[version:]:
                 for statement in step:
