@@ -92,6 +92,8 @@ class Pg:
             "autocommit": True,
             "connect_timeout": CONNECT_TIMEOUT_S,
             "application_name": f"jetwatch-{name}",
+            # No server-side prepared statements: safe behind PgBouncer in transaction mode.
+            "prepare_threshold": None,
         }
         if password is not None:
             kwargs["password"] = password
