@@ -25,7 +25,7 @@ from bench.scenarios._harness import Context, Result, Row, restore_queue_limit, 
 from bench.scenarios._tree import build_in_background, wait_for_background
 from jetwatch import logs
 
-SCENARIOS = ("ledger", "latency", "burst", "startup", "idle", "scan_only")
+SCENARIOS = ("ledger", "latency", "burst", "startup", "idle", "scan_only", "postgres")
 TREE_SCENARIOS = ("startup", "idle", "scan_only")
 PEERS = ("watchfiles", "inotifywait", "naive")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
