@@ -268,8 +268,7 @@ async def _guard(conn: Conn, batch_id: int, allowed: tuple[BatchState, ...]) -> 
 async def _check_movable(conn: Conn, folder: str, ids: list[int]) -> None:
     cursor = await conn.execute(
         "SELECT f.id, f.folder, f.relpath, f.state, b.state FROM files AS f "
-        "LEFT JOIN batches AS b ON b.id = f.batch_id WHERE f.id = ANY(%s) ORDER BY f.id "
-        "FOR UPDATE OF f",
+        "LEFT JOIN batches AS b ON b.id = f.batch_id WHERE f.id = ANY(%s)",
         (ids,),
     )
     rows = await cursor.fetchall()

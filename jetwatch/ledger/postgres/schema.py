@@ -76,9 +76,14 @@ _V1 = (
         error TEXT,
         action_done BOOLEAN NOT NULL DEFAULT false,
         action_error TEXT)""",
+    # Every state change writes a new row version into each index whose predicate it
+    # matches: partial indexes keep a transition's cost to the rows that need finding.
     "CREATE UNIQUE INDEX files_by_key ON files(folder, relpath, size, mtime_ns, inode)",
-    "CREATE INDEX files_by_folder_state ON files(folder, state, stable_at, id)",
-    "CREATE INDEX files_by_state ON files(state, action_done, updated_at)",
+    "CREATE INDEX files_pending ON files(folder, state, stable_at, id) "
+    "WHERE state IN ('STABLE', 'BATCHED', 'SUBMITTED')",
+    "CREATE INDEX files_to_act_on ON files(updated_at, id) "
+    "WHERE state IN ('TRANSFERRED', 'FAILED') AND NOT action_done",
+    "CREATE INDEX files_failed ON files(updated_at, id) WHERE state = 'FAILED'",
     "CREATE INDEX files_by_batch ON files(batch_id) WHERE batch_id IS NOT NULL",
     """CREATE TABLE folders (
         name TEXT PRIMARY KEY,
