@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -10,9 +11,11 @@ import pytest
 from jetwatch.domain.fleet import Member
 from jetwatch.domain.states import BatchState
 from jetwatch.errors import LeaseLostError, LedgerCorruptError, LedgerError, LedgerUnavailableError
+from jetwatch.ledger.postgres.importer import copy_sqlite
 from jetwatch.ledger.postgres.ledger import PostgresLedger
 from jetwatch.ledger.postgres.schema import SCHEMA_VERSION
-from tests.fixtures.ledger import T0, delivered, make_keys
+from jetwatch.ledger.sqlite import SqliteLedger
+from tests.fixtures.ledger import T0, delivered, make_keys, submitted_batch
 from tests.fixtures.postgres import PASSWORD, PgCluster
 
 
@@ -145,3 +148,29 @@ async def test_bad_input_is_refused_with_one_clear_message(
     empty = pg_cluster.new_database()
     with pytest.raises(LedgerError, match="start the daemon once"):
         await PostgresLedger.open(empty, readonly=True)
+
+
+async def test_copy_from_sqlite_keeps_every_row_and_the_ids(tmp_path: Path, pg_url: str) -> None:
+    """Files, batches and scans arrive with their ids, states and counts; ids go on after."""
+    source = tmp_path / "ledger.db"
+    async with await SqliteLedger.open(source) as lite:
+        await lite.record_scan("cams", mode="events", mode_reason="inotify", finished_at=T0,
+                               files_seen=3, duration_s=0.1)  # fmt: skip
+        done = await delivered(lite, "cams", make_keys(2, "done"), T0)
+        await lite.mark_done(done, T0)
+        batch_id, _ = await submitted_batch(lite, "cams", make_keys(1, "flying"), T0, "dlv-1")
+        await lite.add_stable("cams", make_keys(1, "waiting"), T0)
+        before = await lite.counts()
+        flying = await lite.batch(batch_id)
+    async with await PostgresLedger.open(pg_url) as pg:
+        report = await copy_sqlite(source, pg)
+        assert (report.files, report.batches, report.folders) == (4, 2, 1)
+        assert await pg.counts() == before
+        assert await pg.batch(batch_id) == flying
+        assert await pg.known_delivery_ids() == {"dlv-1", "dlv-cams-done/000.mxf"}
+        assert await pg.is_known("cams", make_keys(2, "done")[1])
+        await pg.lease_round(["cams"], 60)
+        (new_id,) = await pg.add_stable("cams", make_keys(1, "new"), T0)
+        assert new_id == 5
+        with pytest.raises(LedgerError, match="already holds"):
+            await copy_sqlite(source, pg)
