@@ -14,9 +14,7 @@ from jetwatch.app.daemon_client import daemon_view
 from jetwatch.config.secrets import read_secret_file
 from jetwatch.config.settings import Settings, postgres_url
 from jetwatch.errors import ConfigError, ExitCode, LedgerError
-from jetwatch.ledger.postgres.conn import safe_url
-from jetwatch.ledger.postgres.importer import copy_sqlite
-from jetwatch.ledger.postgres.ledger import PostgresLedger
+from jetwatch.ledger.postgres.urls import safe_url
 
 
 async def copy_command(settings: Settings, to: str, password_file: Path | None) -> ExitCode:
@@ -40,6 +38,9 @@ async def copy_command(settings: Settings, to: str, password_file: Path | None) 
         # It would go on writing into the SQLite ledger, and the copy would miss that.
         print(f"the daemon answers at {daemon['url']}: stop it first", file=sys.stderr)
         return ExitCode.FAILURE
+    from jetwatch.ledger.postgres.importer import copy_sqlite  # psycopg: only when used
+    from jetwatch.ledger.postgres.ledger import PostgresLedger
+
     try:
         secret = password.get_secret_value() if password is not None else None
         async with await PostgresLedger.open(to, secret) as target:

@@ -14,8 +14,7 @@ from jetwatch.domain.fleet import Member
 from jetwatch.domain.store import LedgerStore
 from jetwatch.errors import ExitCode, LedgerError, LedgerUnavailableError
 from jetwatch.ledger.lock import LedgerLock
-from jetwatch.ledger.postgres.conn import safe_url
-from jetwatch.ledger.postgres.ledger import PostgresLedger
+from jetwatch.ledger.postgres.urls import safe_url
 from jetwatch.ledger.sqlite import SqliteLedger
 
 log = structlog.get_logger(__name__)
@@ -33,6 +32,8 @@ def _password(settings: LedgerSettings) -> str | None:
 async def open_ledger(settings: LedgerSettings, member: Member | None = None) -> LedgerStore:
     """Open (create, migrate) the configured ledger for a daemon or a mending command."""
     if settings.shared:
+        from jetwatch.ledger.postgres.ledger import PostgresLedger  # psycopg: only when used
+
         return await PostgresLedger.open(settings.url, _password(settings), member=member)
     return await SqliteLedger.open(settings.path, member)
 
@@ -40,6 +41,8 @@ async def open_ledger(settings: LedgerSettings, member: Member | None = None) ->
 async def open_reader(settings: LedgerSettings) -> LedgerStore:
     """Open the configured ledger to read it (status), daemon running or not."""
     if settings.shared:
+        from jetwatch.ledger.postgres.ledger import PostgresLedger  # psycopg: only when used
+
         return await PostgresLedger.open(settings.url, _password(settings), readonly=True)
     if not settings.path.exists():
         raise LedgerError(f"no ledger at {settings.path} yet: the daemon has not run")

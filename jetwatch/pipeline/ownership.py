@@ -49,6 +49,7 @@ class FolderOwnership:
         self._acting: dict[str, int] = {}
         self._problem = ""
         self._lapsed_said = False
+        self._forever = False  # one host (SQLite): leases never lapse, nobody owned before
         self.members = 1
         self.rounds = 0
 
@@ -61,6 +62,8 @@ class FolderOwnership:
         )
 
     def owned_since(self, folder: str) -> float:
+        if self._forever and folder in self._owned:
+            return -math.inf  # nobody else can have acted on it: nothing to wait for
         return self._owned.get(folder, math.inf)
 
     @contextmanager
@@ -96,15 +99,24 @@ class FolderOwnership:
         labels = sorted(set(self._labels()))
         release = sorted(f for f in self._draining if not self._acting.get(f))
         sent = self._clock.monotonic()
+        # A round that hangs (network cut) must not delay saying that acting stopped.
+        lapse = None
+        if self._owned and self._valid_until < math.inf:
+            delay_s = max(0.0, self._valid_until - sent)
+            lapse = asyncio.get_running_loop().call_later(delay_s, self._lapse)
         try:
             grant = await self._ledger.lease_round(labels, self._lease_s, release)
         except LedgerUnavailableError as exc:
             self._failed(str(exc))
             return
+        finally:
+            if lapse is not None:
+                lapse.cancel()
         self.rounds += 1
         if self._problem:
             log.info("leases_renewing_again", folders=sorted(grant.owned))
         self._problem, self._lapsed_said = "", False
+        self._forever = grant.valid_s is None
         window = math.inf if grant.valid_s is None else acting_window_s(grant.valid_s)
         self._valid_until = sent + window
         self._apply(grant, set(release))
@@ -136,17 +148,25 @@ class FolderOwnership:
         if not self._problem:
             log.error("lease_renewal_failed", error=error, folders=sorted(self._owned))
         self._problem = f"cannot renew folder leases: {error}"
-        if self._owned and self._clock.monotonic() >= self._valid_until and not self._lapsed_said:
-            self._lapsed_said = True
-            log.error(
-                "folder_leases_lapsing",
-                folders=sorted(self._owned),
-                effect="stopped acting on them before their leases can expire; "
-                "another daemon may take them over",
-            )
-            self._owned.clear()
-            self._gauges()
-            self.changed.set()
+        if self._clock.monotonic() >= self._valid_until:
+            self._lapse()
+
+    def _lapse(self) -> None:
+        """The acting window is over without a renewal: stop, say so, let others take over."""
+        if not self._owned or self._lapsed_said:
+            return
+        self._lapsed_said = True
+        if not self._problem:
+            self._problem = "cannot renew folder leases: the lease round did not finish"
+        log.error(
+            "folder_leases_lapsing",
+            folders=sorted(self._owned),
+            effect="stopped acting on them before their leases can expire; "
+            "another daemon may take them over",
+        )
+        self._owned.clear()
+        self._gauges()
+        self.changed.set()
 
     def _gauges(self) -> None:
         metrics.FLEET_MEMBERS.set(self.members)

@@ -95,6 +95,7 @@ async def test_one_host_owns_every_folder_for_ever(tmp_path: Path) -> None:
         await owner.run_once()
         clock.advance(1e6)
         assert owner.acting_on() == {"a", "b"}
+        assert owner.owned_since("a") == float("-inf")  # in-doubt batches wait for no one
         assert (await ledger.fleet()).shared is False
 
 

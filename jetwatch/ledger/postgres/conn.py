@@ -10,7 +10,6 @@ schema is ``LedgerError`` (refused: one line, exit 3).
 from __future__ import annotations
 
 import asyncio
-import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from jetwatch.domain.states import InvalidTransitionError
 from jetwatch.errors import LedgerCorruptError, LedgerError, LedgerUnavailableError
 from jetwatch.ledger.postgres.schema import APPLICATION, MIGRATIONS, SCHEMA_VERSION, TABLES
+from jetwatch.ledger.postgres.urls import safe_url
 from jetwatch.metrics import LEDGER_ERRORS
 
 log = structlog.get_logger(__name__)
@@ -39,18 +39,6 @@ _REFUSED = {
     "42501": "the user may not use this database",
 }
 Conn = psycopg.AsyncConnection[Any]
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for logs, errors and status."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def translate(exc: Exception, where: str) -> Exception:
