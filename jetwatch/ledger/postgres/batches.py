@@ -36,6 +36,9 @@ _SENDABLE = (
     "OR (g.state = 'STABLE' AND g.id > f.id))) "
     "ORDER BY f.stable_at, f.id LIMIT %s"
 )
+# A batch's files are found by files_by_batch alone: "state || ''" keeps the planner from
+# also walking files_pending by state (20 ms at 200,000 rows), as SQLite's "+state" does.
+_ONLY_BY_BATCH = "(state || '')"
 _LIVE = (BatchState.OPEN, BatchState.SUBMITTING, BatchState.SUBMITTED, BatchState.HELD)
 
 
@@ -132,16 +135,13 @@ class PgBatches:
         """SUBMITTING → SUBMITTED with the handle (a fact: recorded by whoever learnt it)."""
         async with self._pg.tx() as conn:
             await _guard(conn, batch_id, (BatchState.SUBMITTING,))
+            # Counts now describe what was sent: files may have vanished since batching.
             await conn.execute(
-                "UPDATE files SET state = 'SUBMITTED', updated_at = %s "
-                "WHERE batch_id = %s AND state = 'BATCHED'",
-                (now, batch_id),
-            )
-            await conn.execute(
+                "WITH sent AS (UPDATE files SET state = 'SUBMITTED', updated_at = %(now)s "  # noqa: S608 - constants only
+                f"WHERE batch_id = %(id)s AND {_ONLY_BY_BATCH} = 'BATCHED' RETURNING size) "
                 "UPDATE batches SET state = 'SUBMITTED', delivery_id = %(d)s, "
                 "submitted_at = %(now)s, updated_at = %(now)s, (file_count, total_bytes) = "
-                "(SELECT count(*), coalesce(sum(size), 0) FROM files WHERE batch_id = %(id)s "
-                "AND state = 'SUBMITTED') WHERE id = %(id)s",
+                "(SELECT count(*), coalesce(sum(size), 0) FROM sent) WHERE id = %(id)s",
                 {"d": delivery_id, "now": now, "id": batch_id},
             )
 
@@ -204,8 +204,8 @@ class PgBatches:
                 (now, batch_id),
             )
             await conn.execute(
-                "UPDATE files SET state = 'TRANSFERRED', updated_at = %s "
-                "WHERE batch_id = %s AND state = 'SUBMITTED'",
+                "UPDATE files SET state = 'TRANSFERRED', updated_at = %s "  # noqa: S608 - constants only
+                f"WHERE batch_id = %s AND {_ONLY_BY_BATCH} = 'SUBMITTED'",
                 (now, batch_id),
             )
 
@@ -232,8 +232,8 @@ class PgBatches:
             members = {int(r[0]): str(r[1]) for r in await cursor.fetchall()}
             plans, given_up = check_accounting(batch_id, members, retries, give_up)
             await conn.execute(
-                "UPDATE files SET attempts = attempts + 1, updated_at = %s "
-                "WHERE batch_id = %s AND state IN ('BATCHED', 'SUBMITTED')",
+                "UPDATE files SET attempts = attempts + 1, updated_at = %s "  # noqa: S608 - constants only
+                f"WHERE batch_id = %s AND {_ONLY_BY_BATCH} IN ('BATCHED', 'SUBMITTED')",
                 (now, batch_id),
             )
             new_ids = [
@@ -286,11 +286,14 @@ async def _check_movable(conn: Conn, folder: str, ids: list[int]) -> None:
         )
     if len({r[2] for r in rows}) != len(rows):
         raise InvalidTransitionError("a batch may hold only one version of a path")
+    # From the given ids, one files_by_key probe each (see files._OLDER_STABLE).
     cursor = await conn.execute(
-        "SELECT f.relpath FROM files AS f JOIN files AS g ON g.folder = f.folder "
-        "AND g.relpath = f.relpath AND g.id <> f.id LEFT JOIN batches AS b ON b.id = g.batch_id "
-        "WHERE f.id = ANY(%s) AND g.state IN ('BATCHED', 'SUBMITTED', 'TRANSFERRED') "
-        "AND (b.state IS NULL OR b.state <> 'FAILED') LIMIT 1",
+        "SELECT f.relpath FROM files AS f CROSS JOIN LATERAL (SELECT 1 FROM files AS g "
+        "LEFT JOIN batches AS b ON b.id = g.batch_id WHERE g.folder = f.folder "
+        "AND g.relpath = f.relpath AND g.id <> f.id "
+        "AND (g.state || '') IN ('BATCHED', 'SUBMITTED', 'TRANSFERRED') "
+        "AND (b.state IS NULL OR b.state <> 'FAILED') OFFSET 0) AS busy "
+        "WHERE f.id = ANY(%s) LIMIT 1",
         (ids,),
     )
     busy = await cursor.fetchone()

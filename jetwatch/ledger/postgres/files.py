@@ -25,6 +25,17 @@ _KEYS = (
 )
 
 
+# Rows a burst of new rows supersedes, found by one files_by_key probe per new row: a
+# LATERAL subquery fenced by OFFSET 0 is never flattened into a join that would sort the
+# whole table (365 ms per 10,000 new rows at 200,000), and "state || ''" never walks
+# files_pending by state.
+_OLDER_STABLE = (
+    "SELECT o.id FROM files AS new CROSS JOIN LATERAL (SELECT id FROM files AS old "
+    "WHERE old.folder = new.folder AND old.relpath = new.relpath AND old.id < new.id "
+    "AND (old.state || '') = 'STABLE' OFFSET 0) AS o WHERE new.id = ANY(%s)"
+)
+
+
 def _key_arrays(keys: Sequence[FileKey]) -> dict[str, list[object]]:
     return {
         "relpath": [k.relpath for k in keys],
@@ -85,10 +96,9 @@ class PgFiles:
             new_ids = sorted(int(r[0]) for r in await cursor.fetchall())
             if new_ids:
                 await conn.execute(
-                    "UPDATE files AS old SET state = 'GONE', updated_at = %s, "
+                    "UPDATE files SET state = 'GONE', updated_at = %s, "  # noqa: S608 - constants only
                     "error = 'superseded by a newer version before it was sent' "
-                    "FROM files AS new WHERE new.id = ANY(%s) AND old.folder = new.folder "
-                    "AND old.relpath = new.relpath AND old.id < new.id AND old.state = 'STABLE'",
+                    f"WHERE id IN ({_OLDER_STABLE})",
                     (now, new_ids),
                 )
             if len(new_ids) < len(keys):
@@ -190,10 +200,11 @@ async def _folders_of(conn: Conn, ids: list[int]) -> set[str]:
 
 async def _revive_gone(conn: Conn, params: dict[str, object]) -> list[int]:
     cursor = await conn.execute(
-        "UPDATE files AS f SET state = 'STABLE', batch_id = NULL, stable_at = %(now)s, "  # noqa: S608 - constants only
-        f"updated_at = %(now)s, error = NULL FROM ({_KEYS}) AS k WHERE f.folder = %(folder)s "
+        "UPDATE files SET state = 'STABLE', batch_id = NULL, stable_at = %(now)s, "  # noqa: S608 - constants only
+        f"updated_at = %(now)s, error = NULL WHERE id IN (SELECT g.id FROM ({_KEYS}) AS k "
+        "CROSS JOIN LATERAL (SELECT id FROM files AS f WHERE f.folder = %(folder)s "
         "AND f.relpath = k.relpath AND f.size = k.size AND f.mtime_ns = k.mtime_ns "
-        "AND f.inode = k.inode AND f.state = 'GONE' RETURNING f.id",
+        "AND f.inode = k.inode AND (f.state || '') = 'GONE' OFFSET 0) AS g) RETURNING id",
         params,
     )
     return sorted(int(r[0]) for r in await cursor.fetchall())

@@ -69,7 +69,7 @@ _V1 = (
         mtime_ns BIGINT NOT NULL,
         inode BIGINT NOT NULL,
         state TEXT NOT NULL CHECK (state IN ({_states(FileState)})),
-        batch_id BIGINT REFERENCES batches(id),
+        batch_id BIGINT,  -- no FOREIGN KEY: its per-row check cost more than a transition
         attempts INTEGER NOT NULL DEFAULT 0,
         stable_at DOUBLE PRECISION NOT NULL,
         updated_at DOUBLE PRECISION NOT NULL,
@@ -78,6 +78,9 @@ _V1 = (
         action_error TEXT)""",
     # Every state change writes a new row version into each index whose predicate it
     # matches: partial indexes keep a transition's cost to the rows that need finding.
+    # A ledger grows by bursts: keep the planner's statistics close behind.
+    "ALTER TABLE files SET (autovacuum_analyze_scale_factor = 0.02, "
+    "autovacuum_analyze_threshold = 1000, autovacuum_vacuum_scale_factor = 0.05)",
     "CREATE UNIQUE INDEX files_by_key ON files(folder, relpath, size, mtime_ns, inode)",
     "CREATE INDEX files_pending ON files(folder, state, stable_at, id) "
     "WHERE state IN ('STABLE', 'BATCHED', 'SUBMITTED')",
