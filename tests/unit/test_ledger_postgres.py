@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from structlog.testing import capture_logs
 
 from jetwatch.domain.fleet import Member
 from jetwatch.domain.states import BatchState
@@ -174,3 +176,15 @@ async def test_copy_from_sqlite_keeps_every_row_and_the_ids(tmp_path: Path, pg_u
         assert new_id == 5
         with pytest.raises(LedgerError, match="already holds"):
             await copy_sqlite(source, pg)
+
+
+async def test_daemons_starting_together_on_an_empty_database_migrate_once(
+    pg_cluster: PgCluster,
+) -> None:
+    """Several daemons creating the schema at the same moment: all open, one migrates."""
+    url = pg_cluster.new_database()
+    with capture_logs() as logs:
+        opened = await asyncio.gather(*(PostgresLedger.open(url) for _ in range(4)))
+    for ledger in opened:
+        await ledger.aclose()
+    assert [e["event"] for e in logs].count("ledger_migrated") == 1

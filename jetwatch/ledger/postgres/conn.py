@@ -29,7 +29,7 @@ from jetwatch.metrics import LEDGER_ERRORS
 log = structlog.get_logger(__name__)
 
 CONNECT_TIMEOUT_S = 5
-MIGRATION_LOCK = 0x4A574C47  # "JWLG", as the SQLite ledger's application_id
+MIGRATE_ATTEMPTS = 3
 CHECKOUT_TIMEOUT_S = 10.0
 # SQLSTATE classes that mean "the ledger is refused", not "try again".
 _REFUSED = {
@@ -120,16 +120,28 @@ class Pg:
             raise error from exc
 
     async def migrate(self) -> int:
-        """Create or upgrade the schema; the version it had. Refuses foreign or newer ones."""
+        """Create or upgrade the schema; the version it had. Refuses foreign or newer ones.
+
+        Two daemons starting on an empty database: both create ``jetwatch_meta``; the one
+        that loses that race gets a unique violation once the other committed, and tries
+        again. Whoever holds ``jetwatch_meta`` locked migrates; the other waits for its
+        commit and then finds the schema current. No advisory lock of any kind.
+        """
+        for attempt in range(MIGRATE_ATTEMPTS):
+            try:
+                return await self._migrate_once()
+            except InvalidTransitionError:
+                if attempt == MIGRATE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _migrate_once(self) -> int:
         async with self.tx() as conn:
-            # Two daemons starting on an empty database: the second waits here until the
-            # first committed, then sees its version. A transaction lock: gone at commit,
-            # never stranded with a connection.
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS jetwatch_meta "
                 "(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
+            await conn.execute("LOCK TABLE jetwatch_meta IN EXCLUSIVE MODE")
             version = await self._check(conn)
             for step in MIGRATIONS[version:]:
                 for statement in step:
