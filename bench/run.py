@@ -34,13 +34,10 @@ from bench.scenarios._harness import (
 from bench.scenarios._tree import build_in_background, wait_for_background
 from jetwatch import logs
 
-CORE = ("ledger", "latency", "burst", "startup", "idle", "scan_only", "many_folders", "scaling")
-# Scenarios other branches add (a module in bench/scenarios/ with ``async def run(ctx)``);
-# offered when present, and run after the core ones.
-OPTIONAL = ("postgres",)
-SCENARIOS = CORE + tuple(
-    name for name in OPTIONAL if importlib.util.find_spec(f"bench.scenarios.{name}") is not None
-)
+SCENARIOS = (
+    "ledger", "latency", "burst", "startup", "idle", "scan_only", "many_folders", "scaling",
+    "postgres",
+)  # fmt: skip
 TREE_SCENARIOS = ("startup", "idle", "scan_only", "scaling")
 PEERS = ("watchfiles", "inotifywait", "naive")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"

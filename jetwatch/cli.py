@@ -14,6 +14,7 @@ import errno
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from jetwatch import __version__
 from jetwatch.errors import ExitCode
@@ -54,10 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     ledger = with_config("ledger", "ledger maintenance")
     ledger.add_argument(
         "action",
-        choices=["move-aside", "retry-failed"],
+        choices=["move-aside", "retry-failed", "copy"],
         help="move-aside: rename a refused ledger so a new one starts "
         "(everything not recorded elsewhere may be sent again); "
-        "retry-failed: queue FAILED files for delivery again",
+        "retry-failed: queue FAILED files for delivery again; "
+        "copy: move the SQLite ledger's memory into PostgreSQL (--to)",
+    )
+    ledger.add_argument(
+        "--to", default="", help="copy: the PostgreSQL ledger, postgresql://user@host:5432/db"
+    )
+    ledger.add_argument(
+        "--password-file",
+        type=Path,
+        default=None,
+        help="copy: file holding the PostgreSQL password (else $PGPASSWORD or ~/.pgpass)",
     )
     ledger.add_argument(
         "--force", action="store_true", help="move-aside even a ledger that opens fine"
@@ -158,7 +169,11 @@ def _dispatch(args: argparse.Namespace) -> int:
                 return ExitCode.CONFIG
             watch_s = args.interval if args.watch else None
             return asyncio.run(status_command(path, as_json=args.json, watch_s=watch_s))
-        return asyncio.run(ledger_command(path, args.action, force=args.force))
+        return asyncio.run(
+            ledger_command(
+                path, args.action, force=args.force, to=args.to, password_file=args.password_file
+            )
+        )
     from jetwatch.app.commands import check_command, jobs_command
 
     if command == "check":

@@ -7,6 +7,7 @@
     ├── LedgerError                  the ledger cannot be used
     │   ├── LedgerCorruptError       integrity check failed / not a ledger: refuse to start
     │   └── LedgerUnavailableError   disk full, read-only, locked: pause intake, retry
+    │       └── LeaseLostError       this daemon does not hold the folder's lease: act not
     └── ApiError                     anything from talking to a transfer API (any target)
         ├── TransportError           retryable: connect, timeout, 429, 5xx; nothing submitted
         ├── OutcomeUnknownError      a submission was sent, no answer came: resolve, never re-send
@@ -59,6 +60,10 @@ class LedgerCorruptError(LedgerError):
 
 class LedgerUnavailableError(LedgerError):
     """The ledger cannot be written right now (disk full, read-only, locked); retry later."""
+
+
+class LeaseLostError(LedgerUnavailableError):
+    """A fenced write found the folder's lease lapsed or held by another daemon; no change."""
 
 
 class ApiError(JetwatchError):

@@ -238,3 +238,32 @@ NOTIFY_WEBHOOK_UP = Gauge(
     "1 while the webhook's last POST worked (or none failed yet), 0 while it fails.",
     registry=REGISTRY,
 )
+# ---- the fleet on a shared (PostgreSQL) ledger -----------------------------------------
+FLEET_MEMBERS = Gauge(
+    "jetwatch_fleet_members",
+    "Live daemons on the ledger (1 for a SQLite ledger).",
+    registry=REGISTRY,
+)
+FOLDER_OWNED = Gauge(
+    "jetwatch_folder_owned",
+    "1 while this daemon holds the folder's lease (acts on it), else 0 (standby).",
+    ["folder"],
+    registry=REGISTRY,
+)
+FOLDER_OWNER = Gauge(
+    "jetwatch_folder_owner_info",
+    "1 for the daemon (host, pid) holding each folder's lease, as the ledger says.",
+    ["folder", "host", "pid"],
+    registry=REGISTRY,
+)
+FLEET_HEARTBEAT_AGE = Gauge(
+    "jetwatch_fleet_heartbeat_age_seconds",
+    "Seconds since each daemon on the ledger renewed its leases.",
+    ["host", "pid", "version"],
+    registry=REGISTRY,
+)
+LEASE_ROUND_FAILURES = Counter(
+    "jetwatch_lease_round_failures_total",
+    "Lease rounds (renew/claim) that failed: the database could not be reached.",
+    registry=REGISTRY,
+)

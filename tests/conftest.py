@@ -10,6 +10,7 @@ for _name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
 pytest_plugins = [
     "tests.fixtures.emulator",
     "tests.fixtures.ledger",
+    "tests.fixtures.postgres",
     "tests.fixtures.pipeline",
     "tests.fixtures.daemon",
     "tests.fixtures.im",

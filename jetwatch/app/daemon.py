@@ -1,11 +1,13 @@
 """The daemon: builds the components, runs them in one TaskGroup, handles signals.
 
-Phases: startup (ledger, targets, target registry, intakes, ops server) → main loop (a
+Phases: startup (ledger, folder leases, targets, target registry, intakes, ops server) →
+main loop (a
 component that crashes stops the process with a non-zero code) → shutdown (stop intake,
 let submissions in flight finish or persist, then cancel the rest, within
 ``shutdown_timeout_seconds``). Signal handlers only set flags; a second SIGINT/SIGTERM
 cancels everything at once. A back end being down at start-up is not fatal: folders are
 watched, files settle and queue, and the target registry retries until it can log in.
+Stages and intakes act only on folders whose lease this daemon holds (``FolderOwnership``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +24,16 @@ import structlog
 from jetwatch import logs
 from jetwatch.app import views as views
 from jetwatch.app.announce import Announcer
+from jetwatch.app.intakes import Intakes
+from jetwatch.app.ledgers import open_for_daemon
 from jetwatch.app.lifecycle import Lifecycle
 from jetwatch.app.ops_view import OpsView
 from jetwatch.config.load import load_settings
 from jetwatch.config.settings import FolderSettings, Settings
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.wake import Stage, Wakeups
-from jetwatch.errors import ConfigError, ExitCode, LedgerError, LedgerUnavailableError
+from jetwatch.errors import ConfigError, ExitCode
 from jetwatch.intake.folder import FolderIntake
-from jetwatch.ledger.lock import LedgerLock
-from jetwatch.ledger.sqlite import SqliteLedger
 from jetwatch.ops.health import LoopMonitor, Readiness
 from jetwatch.ops.sdnotify import SdNotifier, run_watchdog
 from jetwatch.ops.server import OpsServer
@@ -39,6 +41,7 @@ from jetwatch.pipeline.actions import PostActions
 from jetwatch.pipeline.batcher import Batcher
 from jetwatch.pipeline.deliverer import Deliverer
 from jetwatch.pipeline.filelog import FileLines
+from jetwatch.pipeline.ownership import FolderOwnership
 from jetwatch.pipeline.tracker import Tracker
 from jetwatch.pipeline.upkeep import LedgerMaintenance
 from jetwatch.targets.backends import Backends
@@ -49,7 +52,6 @@ log = structlog.get_logger(__name__)
 
 CLEANUP_RESERVE_S = 1.0  # of the shutdown budget, kept for cancelling and closing
 FORCED_EXIT_S = 2.0  # after a second signal, the process is gone within this
-INTAKE_STOP_S = 5.0  # a reloaded folder's old intake gets this long to stop
 
 
 class Daemon:
@@ -75,9 +77,8 @@ class Daemon:
         self._life = Lifecycle(hard_exit=hard_exit)
         self._folders: dict[str, FolderSettings] = {f.label: f for f in settings.folders}
         self._forced = False
-        self._intake_tasks: dict[str, asyncio.Task[None]] = {}
         self._others: list[asyncio.Task[None]] = []
-        self.intakes: dict[str, FolderIntake] = {}
+        self.intakes: dict[str, FolderIntake] = {}  # bound to the running intakes at start
         self.ops_url: str | None = None
         self._notifier = SdNotifier()
         self.wakeups = Wakeups()
@@ -91,7 +92,8 @@ class Daemon:
         self._life.request_reload()
 
     def folders(self) -> Mapping[str, FolderSettings]:
-        return self._folders
+        """The configured folders this daemon may act on now (all of them on one host)."""
+        return {k: f for k, f in self._folders.items() if k in self.ownership.acting_on()}
 
     async def run(self) -> ExitCode:
         """Run until stopped; returns the process exit code."""
@@ -114,35 +116,23 @@ class Daemon:
 
     # ---- startup ---------------------------------------------------------------------
     async def _run_with_ledger(self) -> ExitCode:
-        path = self.settings.ledger.path
-        try:
-            self.ledger: LedgerStore = await SqliteLedger.open(path)
-        except LedgerUnavailableError as exc:
-            # Disk full, read-only, permissions: not the ledger's content; a restart may do.
-            log.error("ledger_unavailable", path=str(path), error=str(exc))
-            return ExitCode.FAILURE
-        except LedgerError as exc:
-            log.error(
-                "ledger_refused",
-                path=str(path),
-                error=str(exc),
-                hint="see README 'Ledger': jetwatch ledger move-aside",
-            )
-            return ExitCode.LEDGER
-        # Locked after the checks so a refused ledger's folder stays untouched; SQLite's own
-        # locking already guards a concurrent open. Two daemons would post the same batches.
-        lock = LedgerLock(path)
-        try:
-            lock.acquire()
-        except LedgerError as exc:
-            await self.ledger.aclose()
-            log.error("ledger_in_use", error=str(exc))
-            return ExitCode.LEDGER
+        opened = await open_for_daemon(self.settings.ledger)
+        if isinstance(opened, ExitCode):
+            return opened
+        self.ledger: LedgerStore
+        self.ledger, lock = opened
+        self.ownership = FolderOwnership(
+            self.ledger, lambda: self._folders, lease_s=self.settings.ledger.lease_seconds
+        )
+        self._intakes = Intakes(self.ledger, self.wakeups, self._folders, self.ownership)
+        self.intakes = self._intakes.by_label
         try:
             return await self._run_with_targets()
         finally:
+            await self.ownership.leave()
             await self.ledger.aclose()
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     async def _run_with_targets(self) -> ExitCode:
         backends = Backends(self.settings, jetstream_module=self._jetstream_module)
@@ -184,6 +174,7 @@ class Daemon:
             self.ledger,
             self.registry,
             self.folders,
+            ownership=self.ownership,
             poll_min_s=jet.poll_min_seconds,
             poll_max_s=jet.poll_max_seconds,
             poll_bounds=backends.poll_bounds(),
@@ -192,7 +183,10 @@ class Daemon:
             wakeups=wakeups,
             file_lines=FileLines(self.ledger, per_minute=self.settings.log.file_lines_per_minute),
         )
-        self.deliverer = Deliverer(self.ledger, self.registry, self.folders, wakeups=wakeups)
+        self.deliverer = Deliverer(
+            self.ledger, self.registry, self.folders, wakeups=wakeups, ownership=self.ownership,
+            inherited_grace_s=jet.request_timeout_seconds,
+        )  # fmt: skip
         self.monitor = LoopMonitor()
         self.ops_view = OpsView(
             self.settings, ledger=self.ledger, registry=self.registry, intakes=self.intakes,
@@ -206,18 +200,20 @@ class Daemon:
     async def _main_loop(self) -> ExitCode:
         crashed = False
         try:
+            await self.ownership.run_once()  # before any stage looks at a folder
             async with asyncio.TaskGroup() as tg:
-                self._tg = tg
+                self._intakes.bind(tg)
                 # First, so that its tap hears the intakes start.
                 view_task = tg.create_task(self.ops_view.run(), name="ops-view")
-                for folder in self._folders.values():
-                    self._start_intake(folder)
+                self._intakes.sync()
                 self._deliver_task = tg.create_task(self.deliverer.run(), name="deliver")
                 self._watchdog_task = tg.create_task(
                     run_watchdog(self._notifier, self.healthy), name="watchdog"
                 )
                 self._others = [
                     view_task,
+                    tg.create_task(self.ownership.run(), name="leases"),
+                    tg.create_task(self._follow_ownership(), name="ownership"),
                     tg.create_task(self.registry.run(), name="targets"),
                     tg.create_task(self.batcher.run(), name="batch"),
                     tg.create_task(self.tracker.run(), name="track"),
@@ -237,12 +233,12 @@ class Daemon:
             crashed = True
         return ExitCode.FAILURE if crashed else ExitCode.OK
 
-    def _start_intake(self, folder: FolderSettings) -> None:
-        intake = FolderIntake(folder, self.ledger, wakeups=self.wakeups)
-        self.intakes[folder.label] = intake
-        self._intake_tasks[folder.label] = self._tg.create_task(
-            intake.run(), name=f"intake:{folder.label}"
-        )
+    async def _follow_ownership(self) -> None:
+        while await self.ownership.changed.wait():
+            self.ownership.changed.clear()
+            if not self._life.stop.is_set():
+                self._intakes.sync()
+                self.wakeups.wake(*Stage)
 
     async def _supervise(self) -> None:
         life = self._life
@@ -260,8 +256,7 @@ class Daemon:
         self._life.exit_within(timeout_s)
         self._notifier.stopping()
         log.info("shutdown_started", timeout_s=timeout_s)
-        for task in self._intake_tasks.values():
-            task.cancel()
+        self._intakes.cancel_all()
         self.deliverer.stop_intake()
         # Only the deliverer holds work worth waiting for (a POST whose answer would
         # otherwise leave its batch in doubt). Polls and post-actions resume after a restart.
@@ -284,7 +279,7 @@ class Daemon:
         self._forced = True
         log.warning("shutdown_forced", reason="second signal")
         self._life.exit_within(FORCED_EXIT_S)
-        tasks = [*self._intake_tasks.values(), *self._others]
+        tasks = [*self._intakes.tasks.values(), *self._others]
         if hasattr(self, "_deliver_task"):
             tasks.append(self._deliver_task)
         for task in tasks:
@@ -314,7 +309,7 @@ class Daemon:
                 log.warning("reload_needs_restart", section=section)
         if new.log != self.settings.log:
             logs.configure_logging(new.log.level, new.log.format)
-        await self._apply_folders(new.folders)
+        await self._intakes.apply(new.folders)
         # Sections that need a restart keep the values in use, so the next reload and
         # /status compare against what really runs.
         self.settings = self.settings.model_copy(
@@ -324,62 +319,29 @@ class Daemon:
         self.wakeups.wake(*Stage)
         log.info("config_reloaded", folders=len(self._folders))
 
-    async def _apply_folders(self, folders: Sequence[FolderSettings]) -> None:
-        wanted = {f.label: f for f in folders}
-        changed = [label for label, f in self._folders.items() if wanted.get(label) != f]
-        stopping = [self._intake_tasks.pop(label) for label in changed]
-        for task in stopping:
-            task.cancel()
-        if stopping:
-            # Two watchers on one folder would race; let the old ones finish first.
-            await asyncio.wait(stopping, timeout=INTAKE_STOP_S)
-        removed: dict[Path, str] = {}
-        for label in changed:
-            self.intakes.pop(label, None)
-            old = self._folders.pop(label)
-            if label not in wanted:
-                removed[old.path] = label
-                log.info("folder_removed", folder=label, path=str(old.path))
-            elif wanted[label].path != old.path:
-                # The ledger knows files by (name, relative path): queued ones are looked
-                # for under the new path and count as gone if they are not there.
-                log.warning("folder_path_changed", folder=label, old=str(old.path))
-        for label, folder in wanted.items():
-            if label in self._folders:
-                continue
-            self._folders[label] = folder
-            self._start_intake(folder)
-            event = "folder_changed" if label in changed else "folder_added"
-            log.info(event, folder=label, path=str(folder.path))
-            if folder.path in removed:
-                # The ledger knows files by folder name: a renamed folder starts afresh.
-                log.warning(
-                    "folder_renamed",
-                    old=removed[folder.path],
-                    new=label,
-                    effect="files still in the folder are offered again under the new name",
-                )
-
     # ---- health, readiness, status ---------------------------------------------------
     def healthy(self) -> bool:
         """For the systemd watchdog: the loop runs and no component has stopped."""
         if self._life.stop.is_set():
             return True  # stopping: our own deadline applies, not the watchdog's
-        tasks = [self._deliver_task, *self._others, *self._intake_tasks.values()]
+        tasks = [self._deliver_task, *self._others, *self._intakes.tasks.values()]
         stopped = [t for t in tasks if t.done() and t is not self._watchdog_task]
         return self.monitor.is_healthy(5.0) and not stopped
 
     def readiness(self) -> Readiness:
         stopping = self._life.stop.is_set()
-        return views.readiness(stopping=stopping, targets=self.registry, intakes=self.intakes)
+        verdict = views.readiness(stopping=stopping, targets=self.registry, intakes=self.intakes)
+        return views.with_ownership(verdict, self.ownership, list(self._folders))
 
     async def status_json(self) -> dict[str, Any]:
         data = await views.status_json(self.ledger, self.registry, self.readiness())
         data["in_doubt"] = self.deliverer.in_doubt.waiting()
+        data = await views.with_fleet(data, self.ledger, self.ownership)
         return self.ops_view.extend(data)
 
     async def _refresh_gauges(self) -> None:
         await views.refresh_gauges(self.ledger, list(self._folders), self.intakes)
+        await views.refresh_fleet_gauges(self.ledger)
         self.ops_view.refresh_gauges()
 
 

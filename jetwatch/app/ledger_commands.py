@@ -14,6 +14,8 @@ from pathlib import Path
 from jetwatch.app import status, status_watch
 from jetwatch.app.commands import command_logging
 from jetwatch.app.daemon_client import daemon_view, render_daemon
+from jetwatch.app.ledger_copy import copy_command
+from jetwatch.app.ledgers import open_ledger
 from jetwatch.app.output import plural, print_problems
 from jetwatch.config.load import load_settings
 from jetwatch.config.settings import Settings
@@ -44,14 +46,14 @@ async def status_command(
     settings = settings_for_ledger(path)
     if settings is None:
         return ExitCode.CONFIG
-    if not settings.ledger.path.exists():
+    if not settings.ledger.shared and not settings.ledger.path.exists():
         print(f"no ledger at {settings.ledger.path} yet: the daemon has not run", file=sys.stderr)
         return ExitCode.FAILURE
     if watch_s is not None:
         return await status_watch.watch(settings, watch_s)
     try:
-        snapshot = await status.load_snapshot(settings.ledger.path, time.time())
-    except LedgerError as exc:
+        snapshot, fleet = await status.load_status(settings.ledger, time.time())
+    except LedgerError as exc:  # unreachable, refused, missing, newer: one line
         print(f"jetwatch status: {exc}", file=sys.stderr)
         return ExitCode.LEDGER
     daemon = daemon_view(settings.http.listen)
@@ -61,28 +63,46 @@ async def status_command(
         for item in data["in_flight"]:
             item["progress"] = None if progress is None else progress.get(item["batch_id"])
         data["daemon"] = daemon
+        if fleet.shared:
+            data["fleet"] = status.fleet_json(fleet)
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         print(render_daemon(daemon))
         print(status.render_text(snapshot, progress), end="")
+        lines = status.render_fleet(fleet)
+        if lines:
+            print("\n".join(lines))
     if not daemon["reachable"]:
         return ExitCode.NO_DAEMON
     return ExitCode.OK if daemon["ready"] else ExitCode.FAILURE
 
 
-async def ledger_command(path: Path | None, action: str, *, force: bool = False) -> ExitCode:
-    """``move-aside`` (a refused ledger) or ``retry-failed`` (FAILED files queued again)."""
+async def ledger_command(
+    path: Path | None,
+    action: str,
+    *,
+    force: bool = False,
+    to: str = "",
+    password_file: Path | None = None,
+) -> ExitCode:
+    """``move-aside`` (a refused ledger), ``retry-failed`` (FAILED files queued again) or
+    ``copy --to URL`` (a SQLite ledger's memory into PostgreSQL)."""
     settings = settings_for_ledger(path)
     if settings is None:
         return ExitCode.CONFIG
     ledger_path = settings.ledger.path
-    if not ledger_path.exists():
+    if action == "copy":
+        return await copy_command(settings, to, password_file)
+    if not settings.ledger.shared and not ledger_path.exists():
         print(f"no ledger at {ledger_path}: nothing to do")
         return ExitCode.OK
     if action == "move-aside":
+        if settings.ledger.shared:
+            print("move-aside is for a SQLite ledger; [ledger] url is PostgreSQL", file=sys.stderr)
+            return ExitCode.CONFIG
         return _move_aside(settings, force=force)
     try:
-        async with await SqliteLedger.open(ledger_path) as ledger:
+        async with await open_ledger(settings.ledger) as ledger:
             count = await ledger.requeue_failed(time.time())
     except LedgerError as exc:
         print(f"jetwatch ledger: {exc}", file=sys.stderr)

@@ -7,7 +7,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jetwatch.app.ledgers import open_reader
 from jetwatch.app.output import plural, table
+from jetwatch.config.settings import LedgerSettings
+from jetwatch.domain.fleet import Fleet
 from jetwatch.domain.report import (
     FailedFile,
     FolderStatus,
@@ -16,7 +19,6 @@ from jetwatch.domain.report import (
     StatusSnapshot,
 )
 from jetwatch.domain.states import FileState
-from jetwatch.ledger.sqlite import SqliteLedger
 
 _STATES = tuple(state.value for state in FileState)
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -25,12 +27,60 @@ Progress = Mapping[int, Mapping[str, Any]]  # batch id → the daemon's progress
 
 
 async def load_snapshot(ledger_path: Path, now: float) -> StatusSnapshot:
-    """Read a snapshot through a read-only connection; works while the daemon runs or is down.
+    """Read a SQLite ledger's snapshot read-only; works while the daemon runs or is down.
 
     A missing ledger raises ``LedgerError`` naming the path.
     """
-    async with await SqliteLedger.open_readonly(ledger_path) as ledger:
-        return await ledger.snapshot(now)
+    return (await load_status(LedgerSettings(path=ledger_path), now))[0]
+
+
+async def load_status(settings: LedgerSettings, now: float) -> tuple[StatusSnapshot, Fleet]:
+    """The configured ledger's snapshot and fleet, read-only, daemon running or not."""
+    async with await open_reader(settings) as ledger:
+        return await ledger.snapshot(now), await ledger.fleet()
+
+
+def fleet_json(fleet: Fleet, me: str = "") -> dict[str, Any]:
+    """Every daemon on the ledger (host, pid, version, heartbeat age, folders owned) and
+    each folder's owner; ``me`` marks the asking daemon."""
+    return {
+        "shared": fleet.shared,
+        "members": [
+            {"host": m.host, "pid": m.pid, "version": m.version, "alive": m.alive,
+             "heartbeat_age_s": m.heartbeat_age_s, "started_at": m.started_at,
+             "folders": list(m.folders), "this_daemon": bool(me) and m.token == me}
+            for m in fleet.members
+        ],
+        "owners": [
+            {"folder": o.folder, "host": o.host, "pid": o.pid, "expires_in_s": o.expires_in_s,
+             "lapsed": o.expires_in_s <= 0}
+            for o in fleet.owners
+        ],
+    }  # fmt: skip
+
+
+def render_fleet(fleet: Fleet) -> list[str]:
+    """The FLEET section of ``jetwatch status`` (empty for a one-host ledger)."""
+    if not fleet.shared:
+        return []
+    alive = [m for m in fleet.members if m.alive]
+    lines = ["", f"FLEET ({len(alive)} daemon(s) alive)"]
+    rows = [
+        [m.host, str(m.pid), m.version, format_age(m.heartbeat_age_s),
+         "alive" if m.alive else "gone", str(len(m.folders))]
+        for m in fleet.members
+    ]  # fmt: skip
+    if rows:
+        headers = ["HOST", "PID", "VERSION", "HEARTBEAT", "STATE", "FOLDERS"]
+        lines += _table(headers, rows, {1, 5})
+    owners = [
+        [o.folder, f"{o.host}:{o.pid}",
+         f"{format_age(o.expires_in_s)}" if o.expires_in_s > 0 else "LAPSED"]
+        for o in fleet.owners
+    ]  # fmt: skip
+    if owners:
+        lines += ["", *_table(["FOLDER", "OWNER", "LEASE LEFT"], owners, set())]
+    return lines
 
 
 def format_age(seconds: float) -> str:

@@ -9,8 +9,10 @@ from typing import Any
 from jetwatch import metrics
 from jetwatch.app import status as status
 from jetwatch.domain.store import LedgerStore
+from jetwatch.errors import LedgerError
 from jetwatch.intake.folder import FolderIntake
 from jetwatch.ops.health import Readiness
+from jetwatch.pipeline.ownership import FolderOwnership
 from jetwatch.targets.kinds import SPECS
 from jetwatch.targets.registry import TargetRegistry, TargetState, api_name
 
@@ -91,11 +93,68 @@ def readiness(
     return Readiness(not reasons, tuple(reasons), details)
 
 
+def with_ownership(verdict: Readiness, ownership: FolderOwnership, labels: list[str]) -> Readiness:
+    """Readiness with the folder leases: a standby is ready; leases it cannot renew are not."""
+    reasons = list(verdict.reasons)
+    if ownership.problem:
+        reasons.append(f"ledger: {ownership.problem}")
+    acting = ownership.acting_on()
+    details = dict(verdict.details)
+    folders = dict(details.get("folders") or {})  # type: ignore[call-overload]
+    for label in labels:
+        if label not in acting:
+            folders[label] = {"mode": "standby", "reason": "another daemon holds its lease",
+                              "first_scan_done": False, "blocked": ""}  # fmt: skip
+    details["folders"] = folders
+    details["leases"] = {
+        "members": ownership.members,
+        "owned": sorted(acting),
+        "standby": sorted(set(labels) - acting),
+    }
+    return Readiness(not reasons, tuple(reasons), details)
+
+
+async def with_fleet(
+    data: dict[str, Any], ledger: LedgerStore, ownership: FolderOwnership
+) -> dict[str, Any]:
+    """``/status`` with every daemon on the ledger and each folder's owner."""
+    try:
+        fleet = await ledger.fleet()
+    except LedgerError as exc:
+        data["fleet"] = {"shared": True, "error": str(exc)}
+        return data
+    data["fleet"] = status.fleet_json(fleet, me=ledger.member.token)
+    data["fleet"]["owned_here"] = sorted(ownership.acting_on())
+    return data
+
+
+async def refresh_fleet_gauges(ledger: LedgerStore) -> None:
+    """The fleet as the ledger sees it, for /metrics (no-op on a one-host ledger)."""
+    try:
+        fleet = await ledger.fleet()
+    except LedgerError:
+        return
+    if not fleet.shared:
+        return
+    metrics.FOLDER_OWNER.clear()
+    for owner in fleet.owners:
+        if owner.expires_in_s > 0:
+            metrics.FOLDER_OWNER.labels(owner.folder, owner.host, str(owner.pid)).set(1)
+    metrics.FLEET_HEARTBEAT_AGE.clear()
+    for m in fleet.members:
+        if m.alive:
+            labels = (m.host, str(m.pid), m.version)
+            metrics.FLEET_HEARTBEAT_AGE.labels(*labels).set(m.heartbeat_age_s)
+
+
 async def status_json(
     ledger: LedgerStore, targets: TargetRegistry, verdict: Readiness
 ) -> dict[str, Any]:
     """The ledger snapshot (as ``jetwatch status --json``) plus what only the daemon knows."""
-    data = status.to_json(await ledger.snapshot(time.time()))
+    try:
+        data = status.to_json(await ledger.snapshot(time.time()))
+    except LedgerError as exc:  # the database went away: the daemon still answers
+        data = {"ledger": {"error": str(exc)}}
     data["ready"] = verdict.ready
     data["reasons"] = list(verdict.reasons)
     data["api"] = api_json(targets)

@@ -30,6 +30,7 @@ SECRET_KEYS = {
     "jetstream": "password",
     "http": "token",
     "notify": "webhook_url",
+    "ledger": "password",
 }
 # Sections whose secret the daemon needs whatever the folders use.
 OPS_SECTIONS = frozenset({"http", "notify"})
@@ -61,6 +62,8 @@ def load_settings(
         raise ConfigError(list(dict.fromkeys(found))) from None
     used = sections_in_use(settings, require_jet=require_jet)
     needed = used | OPS_SECTIONS if require_credentials else set()
+    if settings.ledger.shared:
+        needed.add("ledger")  # status and ledger commands read a PostgreSQL ledger too
     settings, problems = _resolve_secrets(settings, path, needed)
     problems += cross_check(
         settings,

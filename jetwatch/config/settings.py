@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from jetwatch.config.targets import (
@@ -78,9 +79,57 @@ class JetSettings(_Section, NetworkKeys):
         return http_url(value)
 
 
+DEFAULT_LEDGER_PATH = Path("/var/lib/jetwatch/ledger.db")
+
+
+def postgres_url(value: str) -> str:
+    """A ``postgresql://`` URL naming a database ("" = none); ValueError naming no secret."""
+    if not value:
+        return value
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("not a valid URL: expected postgresql://user@host:5432/dbname") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"scheme {parts.scheme!r} is not postgresql://")
+    if not parts.path.strip("/"):
+        raise ValueError("the URL names no database: postgresql://user@host:5432/dbname")
+    if parts.password:
+        raise ValueError("keep the password out of the URL: use password_file (or password)")
+    return value
+
+
 class LedgerSettings(_Section):
-    path: Path = Path("/var/lib/jetwatch/ledger.db")
+    """SQLite (``path``, one host) or PostgreSQL (``url``, shared by a fleet): not both."""
+
+    path: Path = DEFAULT_LEDGER_PATH
+    url: str = ""
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    lease_seconds: float = Field(15.0, ge=2, le=3600)
     retention_days: float = Field(30.0, gt=0)
+
+    @field_validator("password", "password_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return postgres_url(value)
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> LedgerSettings:
+        if self.url and "path" in self.model_fields_set:
+            raise ValueError("set either path (SQLite) or url (PostgreSQL), not both")
+        return self
+
+    @property
+    def shared(self) -> bool:
+        """A PostgreSQL ledger, shared by every daemon configured with it."""
+        return bool(self.url)
 
 
 class HttpSettings(_Section):

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from jetwatch.domain.batching import Queued
+from jetwatch.domain.fleet import Fleet, LeaseGrant, Member
 from jetwatch.domain.report import StatusSnapshot
 from jetwatch.domain.states import BatchRow, FileKey, FileRow, HoldReason, RetryPlan
 from jetwatch.domain.versions import EarlierVersion
@@ -46,7 +47,15 @@ class LedgerStore(Protocol):
     Every method that changes state commits one transaction before it returns. Times are
     epoch seconds passed in as ``now``; ``folder`` is the folder's configured name.
     ``prune`` calls the blocking ``exists`` off the event loop, one chunk at a time.
+
+    Writes that allow an action (``create_batch``, ``mark_submitting``, ``mark_done``,
+    ``mark_failed_handled``) are fenced by the folder's lease: a backend whose leases can
+    be lost (PostgreSQL) raises ``LeaseLostError`` and changes nothing when ``member`` no
+    longer holds it; ``pending_actions`` lists only folders it holds.
     """
+
+    @property
+    def member(self) -> Member: ...
 
     async def aclose(self) -> None: ...
     async def __aenter__(self) -> Self: ...
@@ -132,3 +141,10 @@ class LedgerStore(Protocol):
         self, now: float, retention_s: float, exists: Callable[[str, str], bool]
     ) -> int: ...
     async def size_bytes(self) -> int: ...
+
+    # folder leases (see jetwatch.domain.fleet)
+    async def lease_round(
+        self, folders: Sequence[str], lease_s: float, release: Sequence[str] = ()
+    ) -> LeaseGrant: ...
+    async def leave(self) -> None: ...
+    async def fleet(self) -> Fleet: ...

@@ -14,7 +14,7 @@ import structlog
 
 from jetwatch.domain.clock import Clock
 from jetwatch.domain.states import FileKey
-from jetwatch.errors import LedgerUnavailableError
+from jetwatch.errors import LeaseLostError, LedgerUnavailableError
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +98,9 @@ async def run_stage(
         wakeups.clear(stage)
         try:
             next_at = await step()
+        except LeaseLostError as exc:  # a fenced write: the folder is another daemon's now
+            log.warning("folder_lease_lost", stage=stage.value, error=str(exc))
+            next_at = clock.monotonic() + LEDGER_RETRY_S
         except LedgerUnavailableError as exc:
             log.error("ledger_unavailable", stage=stage.value, error=str(exc))
             next_at = clock.monotonic() + LEDGER_RETRY_S

@@ -319,7 +319,7 @@ class BatchRecords:
             members = dict(
                 conn.execute("SELECT id, state FROM files WHERE batch_id = ?", (batch_id,))
             )
-            plans, give_up = _check_accounting(batch_id, members, retries, give_up)
+            plans, give_up = check_accounting(batch_id, members, retries, give_up)
             conn.execute(
                 "UPDATE files SET attempts = attempts + 1, updated_at = ? "
                 "WHERE batch_id = ? AND state IN ('BATCHED', 'SUBMITTED')",
@@ -340,7 +340,7 @@ class BatchRecords:
         return new_ids
 
 
-def _check_accounting(
+def check_accounting(
     batch_id: int, members: dict[int, str], retries: Sequence[RetryPlan], give_up: Sequence[int]
 ) -> tuple[list[RetryPlan], list[int]]:
     """The plans without GONE files, once each live file is in exactly one of them."""

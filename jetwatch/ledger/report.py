@@ -103,7 +103,7 @@ def read_snapshot(
         )
     )
     held = tuple(
-        HeldBatch(r[0], r[1], _held_text(r[2], r[5]), r[3], r[4])
+        HeldBatch(r[0], r[1], held_text(r[2], r[5]), r[3], r[4])
         for r in conn.execute(
             "SELECT folder, id, held_reason, updated_at, file_count, last_error FROM batches "
             "WHERE state = 'HELD' ORDER BY id"
@@ -131,7 +131,7 @@ def read_snapshot(
     )
 
 
-def _held_text(stored: str | None, detail: str | None) -> str | None:
+def held_text(stored: str | None, detail: str | None) -> str | None:
     reason = HoldReason.from_stored(stored)
     if reason is None:
         return None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Self
 import structlog
 
 from jetwatch.domain.batching import Queued
+from jetwatch.domain.fleet import Fleet, LeaseGrant, Member
 from jetwatch.domain.report import StatusSnapshot
 from jetwatch.domain.states import BatchRow, FileKey, FileRow, HoldReason, RetryPlan
 from jetwatch.domain.store import LedgerStore
@@ -37,7 +38,8 @@ log = structlog.get_logger(__name__)
 class SqliteLedger:
     """The ledger in one SQLite file; implements ``LedgerStore``. Open with :meth:`open`."""
 
-    def __init__(self, db: Db, reader: Db | None = None) -> None:
+    def __init__(self, db: Db, reader: Db | None = None, member: Member | None = None) -> None:
+        self._member = member or Member.this_process()
         self._db = db
         self._reader = reader
         self._files = FileRecords(db, reader)
@@ -45,9 +47,10 @@ class SqliteLedger:
         self._closed = False
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteLedger:
+    async def open(cls, path: Path, member: Member | None = None) -> SqliteLedger:
         """Open or create the ledger; refuses (never replaces) a damaged or foreign file."""
-        return cls(*await asyncio.to_thread(_connect_new, path))
+        db, reader = await asyncio.to_thread(_connect_new, path)
+        return cls(db, reader, member)
 
     @classmethod
     async def open_readonly(cls, path: Path) -> SqliteLedger:
@@ -62,6 +65,10 @@ class SqliteLedger:
     @property
     def path(self) -> Path:
         return self._db.path
+
+    @property
+    def member(self) -> Member:
+        return self._member
 
     async def aclose(self) -> None:
         if self._closed:
@@ -233,6 +240,20 @@ class SqliteLedger:
         size = await self._db.call(self._db.size_bytes)
         LEDGER_BYTES.set(size)
         return size
+
+    # folder leases: one host, and the ledger lock already makes this daemon the only one
+
+    async def lease_round(
+        self, folders: Sequence[str], lease_s: float, release: Sequence[str] = ()
+    ) -> LeaseGrant:
+        """Every folder but those released, for ever: nobody else can use this ledger."""
+        return LeaseGrant(frozenset(folders) - frozenset(release), None)
+
+    async def leave(self) -> None:
+        return None
+
+    async def fleet(self) -> Fleet:
+        return Fleet(shared=False)
 
 
 def _connect_new(path: Path) -> tuple[Db, Db]:

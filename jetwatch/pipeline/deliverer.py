@@ -21,6 +21,7 @@ from jetwatch import metrics
 from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.backoff import Backoff, Jitter
 from jetwatch.domain.clock import SYSTEM_CLOCK, Clock, wall_due_in_s
+from jetwatch.domain.fleet import Acting, OwnsEverything
 from jetwatch.domain.states import BatchRow, FileRow, HoldReason
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.target import Target
@@ -51,7 +52,11 @@ POST_BACKOFF = Backoff(2.0, 60.0, Jitter.EQUAL)
 
 
 class Deliverer:
-    """Submits OPEN batches of every folder; one instance, at most ``max_concurrent_posts``."""
+    """Submits OPEN batches of every folder; one instance, at most ``max_concurrent_posts``.
+
+    ``ownership`` says which folders this daemon may act on (a shared ledger's leases):
+    it is asked again just before the batch becomes SUBMITTING and before the submission.
+    """
 
     def __init__(
         self,
@@ -62,7 +67,10 @@ class Deliverer:
         wakeups: Wakeups,
         clock: Clock = SYSTEM_CLOCK,
         max_concurrent_posts: int = 4,
+        ownership: Acting | None = None,
+        inherited_grace_s: float = 0.0,
     ) -> None:
+        self._ownership = ownership or OwnsEverything()
         self._ledger = ledger
         self._targets = targets
         self._folders = folders
@@ -74,8 +82,9 @@ class Deliverer:
         self._outcomes = Submissions(ledger, targets, wakeups=wakeups, clock=clock)
         self.holds = HoldKeeper(ledger, targets, folders, clock=clock)
         self.in_doubt = InDoubtResolver(
-            ledger, targets, folders, self._outcomes, wakeups=wakeups, clock=clock
-        )
+            ledger, targets, folders, self._outcomes, wakeups=wakeups, clock=clock,
+            ownership=self._ownership, inherited_grace_s=inherited_grace_s,
+        )  # fmt: skip
 
     def stop_intake(self) -> None:
         """Finish the current round, then stop taking new batches (graceful shutdown)."""
@@ -145,13 +154,19 @@ class Deliverer:
         files = await self._present_files(batch, folder)
         if not files:
             return
-        await self._ledger.mark_submitting(batch.id, state.ident, self._clock.wall())
-        self._posting.add(batch.id)
-        try:
-            with structlog.contextvars.bound_contextvars(batch_id=batch.id, folder=folder.label):
-                await self._post(batch, folder, target, state, files)
-        finally:
-            self._posting.discard(batch.id)
+        with self._ownership.acting(folder.label) as allowed:
+            if not allowed:
+                return  # its lease went meanwhile: the batch stays OPEN for the owner
+            # Fenced by the lease: raises LeaseLostError (nothing written) without it.
+            await self._ledger.mark_submitting(batch.id, state.ident, self._clock.wall())
+            self._posting.add(batch.id)
+            try:
+                with structlog.contextvars.bound_contextvars(
+                    batch_id=batch.id, folder=folder.label
+                ):
+                    await self._post(batch, folder, target, state, files)
+            finally:
+                self._posting.discard(batch.id)
 
     async def _post(
         self,
@@ -163,6 +178,11 @@ class Deliverer:
     ) -> None:
         now = self._clock.wall()
         outcomes = self._outcomes
+        if not self._ownership.may_act(folder.label):
+            # The acting window closed after SUBMITTING was written: nothing was sent.
+            log.warning("submission_not_sent", reason="folder lease lapsed before the POST")
+            await outcomes.reopen(batch, now, "folder lease lapsed before the submission")
+            return
         try:
             handle = await target.submit(submit_objects(folder, files), ident=state.ident)
         except (OutcomeUnknownError, ProtocolError) as exc:

@@ -32,6 +32,7 @@ from jetwatch import metrics
 from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.backoff import Backoff, Jitter
 from jetwatch.domain.clock import Clock, wall_due_in_s
+from jetwatch.domain.fleet import Acting, OwnsEverything
 from jetwatch.domain.states import BatchRow
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.target import Lookup
@@ -99,7 +100,13 @@ class InDoubtResolver:
         *,
         wakeups: Wakeups,
         clock: Clock,
+        ownership: Acting | None = None,
+        inherited_grace_s: float = 0.0,
     ) -> None:
+        self._ownership = ownership or OwnsEverything()
+        # A batch left SUBMITTING by a previous owner that was cut off (not killed) may
+        # still have its POST on the way: look for it only once that POST has timed out.
+        self._grace_s = inherited_grace_s
         self._ledger = ledger
         self._targets = targets
         self._folders = folders
@@ -158,6 +165,9 @@ class InDoubtResolver:
             if folder is None or batch.id in posting:
                 continue
             if self._look_at.get(batch.id, 0.0) > now:
+                continue
+            if now < self._ownership.owned_since(batch.folder) + self._grace_s:
+                api_waits = True  # inherited with the folder: its POST may still land
                 continue
             if not self._targets.api(folder.target).ok:
                 api_waits = True

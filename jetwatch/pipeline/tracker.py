@@ -29,6 +29,7 @@ import structlog
 from jetwatch import metrics
 from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
+from jetwatch.domain.fleet import Acting, OwnsEverything
 from jetwatch.domain.progress import ProgressBoard
 from jetwatch.domain.retry import plan_retry
 from jetwatch.domain.states import BatchRow, FileKey, FileRow, RetryPlan
@@ -62,6 +63,8 @@ class Tracker:
     ``poll_bounds`` maps a target kind to its (poll_min_s, poll_max_s); other kinds use
     ``poll_min_s`` and ``poll_max_s``. Each poll's progress goes on ``board`` (what status
     and the console show); ``file_lines`` writes the per-file log lines of finished batches.
+    Only batches of folders ``ownership`` lets this daemon act on are followed: the next
+    owner of a folder follows its batches in flight.
     """
 
     def __init__(
@@ -79,7 +82,9 @@ class Tracker:
         clock: Clock = SYSTEM_CLOCK,
         board: ProgressBoard | None = None,
         file_lines: FileLines | None = None,
+        ownership: Acting | None = None,
     ) -> None:
+        self._ownership = ownership or OwnsEverything()
         self._ledger = ledger
         self.board = board or ProgressBoard()
         self._file_lines = file_lines or FileLines(ledger)
@@ -102,7 +107,9 @@ class Tracker:
 
     async def run_once(self) -> float | None:
         """Poll every submission that is due; return when the next one is due."""
-        batches = await self._ledger.submitted_batches()
+        batches = [
+            b for b in await self._ledger.submitted_batches() if self._ownership.may_act(b.folder)
+        ]
         now, wall = self._clock.monotonic(), self._clock.wall()
         live = {b.id for b in batches}
         for gone in set(self._schedule) - live:

@@ -12,11 +12,10 @@ from jetwatch.apis.jet.models import Job, StorageProfile
 from jetwatch.apis.network import choose_proxy, safe_url, tls_context
 from jetwatch.app.daemon_client import render_daemon
 from jetwatch.config.settings import FolderSettings, JetSettings
-from jetwatch.domain.states import FileKey, FileState, HoldReason, InvalidTransitionError
-from jetwatch.ledger.sqlite import SqliteLedger
+from jetwatch.domain.states import HoldReason
 from jetwatch.pipeline.in_doubt import Outcome, _Wait, wait_verdict
 from jetwatch.targets.jet_profile import growing_problem, profile_problem
-from tests.fixtures.ledger import T0, stable_rows, submitted_batch
+from tests.fixtures.ledger import T0
 
 API = URL("https://jet.example.com/v1")
 
@@ -165,23 +164,6 @@ def test_growing_rule() -> None:
     assert (found.key, found.hold) == ("growing", HoldReason.NOT_GROWING)
     assert growing_problem(growing, _job(areGrowingObjects=True)) is None
     assert growing_problem(plain, _job()) is None
-
-
-async def test_follow_version_takes_the_delivered_version(sqlite_ledger: SqliteLedger) -> None:
-    """A growing file's SUBMITTED row takes the version Jet carried; the STABLE row of that
-    version (never sent) goes; a row of it on its own way is left alone."""
-    first = FileKey("rec.mxf", 10, 1, 7)
-    final = FileKey("rec.mxf", 900, 5, 7)
-    _, [file_id] = await submitted_batch(sqlite_ledger, "f", [first], T0, "d1")
-    await sqlite_ledger.add_stable("f", [final], T0 + 1)
-    assert [r.key for r in stable_rows(sqlite_ledger, "f")] == [final]
-    assert await sqlite_ledger.follow_version(file_id, final, T0 + 2)
-    assert stable_rows(sqlite_ledger, "f") == []
-    [row] = [f for f in await sqlite_ledger.batch_files(1)]
-    assert (row.key, row.state) == (final, FileState.SUBMITTED)
-    assert not await sqlite_ledger.add_stable("f", [final], T0 + 3)  # known: not offered again
-    with pytest.raises(InvalidTransitionError):
-        await sqlite_ledger.follow_version(file_id, FileKey("other.mxf", 1, 1, 1), T0 + 4)
 
 
 def test_status_shows_batches_waiting_in_doubt() -> None:

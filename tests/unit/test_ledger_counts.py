@@ -160,7 +160,7 @@ async def test_stable_queue_offers_what_may_be_sent_and_is_capped(ledger: Sqlite
     )
     await ledger.add_stable(FOLDER, [FileKey("busy.mov", 2, 2, 1)], T0)  # waits for the first
     await ledger.add_stable("other", make_keys(2), T0)
-    offered = [r for r in stable_rows(ledger, FOLDER) if r.relpath != "busy.mov"]
+    offered = [r for r in await stable_rows(ledger, FOLDER) if r.relpath != "busy.mov"]
     expected = [Queued(r.id, r.size, r.stable_at) for r in offered]
     assert [q.file_id for q in expected] == early + late
     assert await ledger.stable_queue(FOLDER, 100) == expected

@@ -1,0 +1,1 @@
+"""The PostgreSQL ledger backend: one database shared by every daemon of a fleet."""
