@@ -24,11 +24,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict jetwatch
 
+# Two workers (-n 2): the suite mostly waits on subprocesses and timers, and each test
+# has its own folders, ports, ledger databases and emulator.
+WORKERS ?= 2
+
 unit: $(STAMP)
-	$(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest -q $(ARGS)
-	$(BIN)/coverage combine -q
-	$(BIN)/coverage report
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal --cov --cov-report=term:skip-covered $(ARGS)
 
 test: lint typecheck unit
 
