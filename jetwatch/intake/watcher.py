@@ -56,7 +56,8 @@ class FolderWatch:
     of them, then cost the loop nothing. Hints carry relative paths of files *or
     directories* that were added, changed, deleted or moved (a directory moved away is one
     hint for the directory only); nothing about them was stat-ed. Excluded paths are
-    dropped. Bursts larger than ``burst_threshold`` give no hints: the rescan covers them.
+    dropped. Bursts larger than ``burst_threshold`` give their hints and a full rescan
+    once calm (``burst_calm_s``): watchfiles drops inotify overflows silently.
     """
 
     def __init__(

@@ -286,14 +286,17 @@ async def test_missing_root_at_start_retries(rec: Recorder, tmp_path: Path) -> N
 
 
 async def test_burst_triggers_full_rescan(rec: Recorder, root: Path) -> None:
-    """A change set larger than burst_threshold gives no hints but a full rescan."""
+    """A change set larger than burst_threshold still gives its hints (its files start
+    settling at once), and a full rescan once it calmed down (events may have been lost)."""
     async with running(make_watch(rec, root, burst_threshold=5)):
         await rec.wait(lambda: rec.full_scans() >= 1, "first full scan")
         for i in range(50):
             (root / f"burst{i}.mov").write_bytes(b"x")
         await rec.wait(lambda: rec.full_scans() >= 2, "rescan after burst")
         await rec.wait(lambda: len(rec.scanned) == 50, "all burst files scanned")
-        assert all(len(h) <= 5 for h in rec.hints)
+        hinted = set().union(*rec.hints)
+        assert any(len(h) > 5 for h in rec.hints), "the burst's own hints were dropped"
+        assert {f"burst{i}.mov" for i in range(50)} <= hinted
 
 
 async def test_request_rescan(rec: Recorder, root: Path) -> None:
