@@ -7,28 +7,18 @@ worker thread (see :class:`~jetwatch.ledger.sqlite.SqliteLedger`), never on the 
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from collections.abc import Sequence
 
 import structlog
 
-from jetwatch.domain.states import FileKey, FileRow, FileState, InvalidTransitionError
+from jetwatch.domain.states import FileKey, FileRow, InvalidTransitionError
 from jetwatch.domain.store import from_i64, to_i64
 from jetwatch.domain.versions import EarlierVersion
 from jetwatch.ledger.db import Db
-from jetwatch.ledger.rows import FILE_JSON, exact, file_rows_of, id_list, json_param, unique_ids
+from jetwatch.ledger.rows import FILE_JSON, file_rows_of, id_list, json_param, unique_ids
 
 log = structlog.get_logger(__name__)
-
-FINGERPRINT_CHUNK = 50_000
-_FINGERPRINTS = (
-    "SELECT json_group_array(json_array(relpath, size, mtime_ns, inode, "  # noqa: S608 - constants only
-    f"{exact('stable_at')}, id)) FROM (SELECT * FROM files "
-    "WHERE folder = ? AND state = ? AND (stable_at, id) > (?, ?) "
-    "ORDER BY stable_at, id LIMIT ?)"
-)
-LIVE_STATES = tuple(state.value for state in FileState if state is not FileState.GONE)
 
 
 class FileRecords:
@@ -47,23 +37,15 @@ class FileRecords:
         A GONE row was never submitted: if its file comes back unchanged it must be offered
         again (``add_stable`` revives the row), e.g. after a share came back.
         """
-        found: set[int] = set()
         with (self._reader or self._db).read() as conn:
-            # Chunks along the (folder, state, stable_at, id) index, each one step returning
-            # JSON (see json_param): row by row, a busy event loop made a million rows slow.
-            for state in LIVE_STATES:
-                after: tuple[float, int] = (-math.inf, 0)
-                while True:
-                    (chunk,) = conn.execute(
-                        _FINGERPRINTS, (folder, state, after[0], after[1], FINGERPRINT_CHUNK)
-                    ).fetchone()
-                    rows = json.loads(chunk)
-                    # The stored tuple is exactly what key_fingerprint hashes.
-                    found.update(hash((r[0], r[1], r[2], r[3])) for r in rows)
-                    if len(rows) < FINGERPRINT_CHUNK:
-                        break
-                    after = max((float(r[4]), r[5]) for r in rows)
-        return found
+            # The stored tuple is exactly what key_fingerprint hashes; rows stream, none kept
+            # (one JSON chunk of 50,000 rows at a time cost more memory and start-up time).
+            cursor = conn.execute(
+                "SELECT relpath, size, mtime_ns, inode FROM files "
+                "WHERE folder = ? AND state != 'GONE'",
+                (folder,),
+            )
+            return {hash(row) for row in cursor}
 
     def is_known(self, folder: str, key: FileKey) -> bool:
         with self._db.read() as conn:
