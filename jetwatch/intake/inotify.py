@@ -206,13 +206,15 @@ class EventFeed:
         return self._thread.fd
 
     def on_changes(self, changes: Changes) -> None:
-        if len(changes) > self._burst_threshold:
-            # watchfiles drops inotify queue overflows silently: assume this burst lost events.
+        burst = len(changes) > self._burst_threshold
+        if burst:
+            # watchfiles drops inotify queue overflows silently: assume this burst lost
+            # events, and rescan once it calms down. Its hints are still used, so its files
+            # start settling now instead of after the calm and the rescan.
             if self.burst_at is None:
                 log.warning("watch_burst", folder=self.name, changes=len(changes))
             self.burst_at = asyncio.get_running_loop().time()
             self._wake()
-            return
         hints: set[str] = set()
         for change, abspath in changes:
             if not abspath.startswith(self._prefix):
@@ -225,8 +227,9 @@ class EventFeed:
                 continue
             hints.add(rel)
             # inotify race: files created in a new directory before its watch existed
-            # produce no events, so the directory is scanned once.
-            if change is Change.added and is_dir(abspath):
+            # produce no events, so the directory is scanned once. In a burst the rescan
+            # covers new directories: no stat per added path on the event loop.
+            if not burst and change is Change.added and is_dir(abspath):
                 self.added_dirs.add(rel)
                 self._wake()
         if hints:

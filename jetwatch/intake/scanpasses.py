@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -50,3 +51,29 @@ class ScanPasses:
     def _incremental_off(self, reason: str) -> None:
         self.index, self.off = None, reason
         log.warning("scan_every_directory", folder=self.name, reason=reason)
+
+
+async def with_beside(
+    main: Awaitable[None], wake: asyncio.Event, side: Callable[[], Awaitable[None]]
+) -> None:
+    """Await ``main`` while running ``side()`` at each ``wake`` (cleared here) meanwhile.
+
+    The first full scan takes seconds at a million files: new directories are scanned
+    beside it, not after it. Wake-ups cleared here are not lost: the events loop looks at
+    everything once the scan ends. An error of ``side`` is raised after ``main``.
+    """
+
+    async def loop() -> None:
+        while True:
+            await wake.wait()
+            wake.clear()
+            await side()
+
+    beside = asyncio.create_task(loop())
+    try:
+        await main
+    finally:
+        beside.cancel()
+        await asyncio.wait({beside})
+    if (exc := None if beside.cancelled() else beside.exception()) is not None:
+        raise exc

@@ -21,7 +21,7 @@ from jetwatch.intake.mounts import WatchMode, WatchState, pick_mode
 from jetwatch.intake.root import FolderHeld, FolderRoot, RootId
 from jetwatch.intake.scan import DirsSeen, ScanReport, outermost, under_excluded
 from jetwatch.intake.scanner import FolderDown, TreeScanner, WatcherFailed
-from jetwatch.intake.scanpasses import ScanPasses
+from jetwatch.intake.scanpasses import ScanPasses, with_beside
 from jetwatch.intake.watchguard import EventsRetry, WatchGuard
 from jetwatch.metrics import WATCH_FAILURES, WATCH_MODE
 
@@ -33,30 +33,30 @@ HELD_RETRY_S = 5.0  # a folder owned by another process is looked at again this 
 class FolderWatch:
     """Watch one folder and feed the intake; run() until cancelled.
 
-    Truth comes from scans, events are hints: a full scan at start and after every outage,
-    then either EVENTS (watchfiles hints, a subdirectory scan for each new directory, a
-    full rescan after a burst, a jittered reconcile scan every ``reconcile_s``) or SCAN (a
-    pass every ``scan_interval_s``: directories are stat-ed and only those whose times
-    changed are listed, which finds every new, renamed or deleted file; a file rewritten
-    in place changes no directory, so a full walk still runs every ``reconcile_s``, and
-    every pass is full where directory times cannot be trusted). A missing or replaced
-    root makes the folder DOWN; it retries with exponential backoff (``backoff_initial_s``
-    → ``backoff_max_s``) and resumes with a full scan. EVENTS is reported only once the
-    watcher is in place and audited (:class:`WatchGuard`): after each full scan and each
-    new directory, every directory walked must hold an inotify watch, and every
-    ``root_check_s`` the folder's own watch must still be there. When the watcher fails
-    (it raised, e.g. on a name that is not UTF-8), is incomplete (the inotify limit was
-    reached as the tree grew) or went deaf, the folder is in SCAN at once, says why, and
-    tries events again after ``events_retry_s`` (doubling up to ``reconcile_s``).
+    Truth comes from scans, events are hints: a full scan at start and after every outage, then
+    either EVENTS (watchfiles hints, a subdirectory scan for each new directory, a full rescan
+    after a burst, a jittered reconcile scan every ``reconcile_s``) or SCAN (a pass every
+    ``scan_interval_s``: directories are stat-ed and only those whose times changed are listed,
+    which finds every new, renamed or deleted file; a file rewritten in place changes no directory,
+    so a full walk still runs every ``reconcile_s``, and every pass is full where directory times
+    cannot be trusted). A missing or replaced root makes the folder DOWN; it retries with
+    exponential backoff (``backoff_initial_s`` → ``backoff_max_s``) and resumes with a full scan.
+    EVENTS is reported only once the watcher is in place and audited (:class:`WatchGuard`): after
+    each full scan and each new directory, every directory walked must hold an inotify watch, and
+    every ``root_check_s`` the folder's own watch must still be there. When the watcher fails (it
+    raised, e.g. on a name that is not UTF-8), is incomplete (the inotify limit was reached as the
+    tree grew) or went deaf, the folder is in SCAN at once, says why, and tries events again after
+    ``events_retry_s`` (doubling up to ``reconcile_s``).
 
-    What it finds reaches ``on_event`` as typed events (:mod:`jetwatch.intake.events`), on
-    the event loop. ``accept``, ``dir_excluded`` and ``scan_filter`` run in a worker thread
-    during scans and must be pure; ``scan_filter`` drops files of a chunk before it becomes
-    a ScanChunk (they still count as seen): the files already known, which are nearly all
-    of them, then cost the loop nothing. Hints carry relative paths of files *or
-    directories* that were added, changed, deleted or moved (a directory moved away is one
-    hint for the directory only); nothing about them was stat-ed. Excluded paths are
-    dropped. Bursts larger than ``burst_threshold`` give no hints: the rescan covers them.
+    What it finds reaches ``on_event`` as typed events (:mod:`jetwatch.intake.events`), on the
+    event loop. ``accept``, ``dir_excluded`` and ``scan_filter`` run in a worker thread during
+    scans and must be pure; ``scan_filter`` drops files of a chunk before it becomes a ScanChunk
+    (they still count as seen): the files already known, which are nearly all of them, then cost
+    the loop nothing. Hints carry relative paths of files *or directories* that were added,
+    changed, deleted or moved (a directory moved away is one hint for the directory only); nothing
+    about them was stat-ed. Excluded paths are dropped. Bursts larger than ``burst_threshold`` give
+    their hints and a full rescan once calm (``burst_calm_s``): watchfiles drops inotify overflows
+    silently.
     """
 
     def __init__(
@@ -276,7 +276,8 @@ class FolderWatch:
             await self._raise_if_stopped(pump)
             guard = self._guard = WatchGuard(self.name, os.fspath(self.root), feed.fd)
             await guard.start()
-            await self._full_scan_audited(guard)
+            # New directories are scanned beside the first scan (see with_beside).
+            await with_beside(self._full_scan_audited(guard), self._wake, self._scan_subdirs)
             self._up = True
             self._set_state(WatchMode.EVENTS, self._mode_reason)
             now = asyncio.get_running_loop().time()

@@ -5,6 +5,7 @@ Each public method is one transaction; they run in the ledger's worker thread.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -24,9 +25,10 @@ from jetwatch.domain.states import (
 from jetwatch.ledger.db import Db
 from jetwatch.ledger.rows import (
     BATCH_COLUMNS,
-    FILE_COLUMNS,
+    FILE_JSON,
     batch_row,
-    file_row,
+    exact,
+    file_rows_of,
     id_list,
     unique_ids,
 )
@@ -61,8 +63,15 @@ class BatchRecords:
         window instead of a full row for every waiting file (a burst leaves 100,000).
         """
         with self._db.read() as conn:
-            cursor = conn.execute(f"SELECT f.id, f.size, f.stable_at {_SENDABLE}", (folder, limit))
-            return [Queued(r[0], r[1], r[2]) for r in cursor]
+            (rows,) = conn.execute(
+                f"SELECT json_group_array(json_array(id, size, {exact('stable_at')})) "  # noqa: S608 - constants only
+                f"FROM (SELECT f.id, f.size, f.stable_at {_SENDABLE})",
+                (folder, limit),
+            ).fetchone()
+        # One step for the window (see json_param); the order is set here, not by SQLite.
+        queue = [Queued(r[0], r[1], float(r[2])) for r in json.loads(rows)]
+        queue.sort(key=lambda q: (q.ready_at, q.file_id))
+        return queue
 
     def create_batch(
         self,
@@ -93,12 +102,13 @@ class BatchRecords:
         return batch_id
 
     def _check_movable(self, conn: sqlite3.Connection, folder: str, ids: list[int]) -> None:
-        rows = conn.execute(
-            "SELECT f.id, f.folder, f.relpath, f.state, b.state FROM files AS f "
-            "LEFT JOIN batches AS b ON b.id = f.batch_id "
+        (found_rows,) = conn.execute(
+            "SELECT json_group_array(json_array(f.id, f.folder, f.relpath, f.state, b.state)) "
+            "FROM files AS f LEFT JOIN batches AS b ON b.id = f.batch_id "
             "WHERE f.id IN (SELECT value FROM json_each(?))",
             (id_list(ids),),
-        ).fetchall()
+        ).fetchone()
+        rows = json.loads(found_rows)
         found = {r[0] for r in rows}
         bad = [i for i in ids if i not in found]
         bad += [
@@ -146,9 +156,10 @@ class BatchRecords:
             (folder, attempt, parent_id, not_before, now, now, len(ids), total_bytes),
         )
         batch_id = int(cursor.lastrowid or 0)
-        conn.executemany(
-            "UPDATE files SET state = 'BATCHED', batch_id = ?, updated_at = ? WHERE id = ?",
-            ((batch_id, now, file_id) for file_id in ids),
+        conn.execute(
+            "UPDATE files SET state = 'BATCHED', batch_id = ?, updated_at = ? "
+            "WHERE id IN (SELECT value FROM json_each(?))",
+            (batch_id, now, id_list(ids)),
         )
         return batch_id
 
@@ -185,11 +196,12 @@ class BatchRecords:
     def batch_files(self, batch_id: int) -> list[FileRow]:
         """Every file row pointing at the batch (GONE ones included), by id."""
         with self._db.read() as conn:
-            cursor = conn.execute(
-                f"SELECT {FILE_COLUMNS} FROM files WHERE batch_id = ? ORDER BY id",  # noqa: S608 - constants only
+            (rows,) = conn.execute(
+                f"SELECT json_group_array({FILE_JSON}) FROM files WHERE batch_id = ?",  # noqa: S608 - constants only
                 (batch_id,),
-            )
-            return [file_row(r) for r in cursor]
+            ).fetchone()
+        # One step for all rows (see json_param); the order is set here, not by SQLite.
+        return sorted(file_rows_of(rows), key=lambda f: f.id)
 
     @staticmethod
     def _guard(conn: sqlite3.Connection, batch_id: int, allowed: tuple[BatchState, ...]) -> str:
@@ -260,10 +272,10 @@ class BatchRecords:
     def release_held(self, batch_ids: Sequence[int], now: float) -> int:
         """HELD → OPEN, due now; ids not HELD are skipped. Returns how many were released."""
         with self._db.write() as conn:
-            changed = conn.executemany(
-                "UPDATE batches SET state = 'OPEN', not_before = ?, held_reason = NULL, "
-                "updated_at = ? WHERE id = ? AND state = 'HELD'",
-                ((now, now, batch_id) for batch_id in unique_ids(batch_ids)),
+            changed = conn.execute(
+                "UPDATE batches SET state = 'OPEN', not_before = ?1, held_reason = NULL, "
+                "updated_at = ?1 WHERE id IN (SELECT value FROM json_each(?2)) AND state = 'HELD'",
+                (now, id_list(unique_ids(batch_ids))),
             ).rowcount
         return int(changed)
 
@@ -316,9 +328,11 @@ class BatchRecords:
                 "UPDATE batches SET state = 'FAILED', last_error = ?, updated_at = ? WHERE id = ?",
                 (reason, now, batch_id),
             )
-            members = dict(
-                conn.execute("SELECT id, state FROM files WHERE batch_id = ?", (batch_id,))
-            )
+            (member_rows,) = conn.execute(
+                "SELECT json_group_array(json_array(id, state)) FROM files WHERE batch_id = ?",
+                (batch_id,),
+            ).fetchone()
+            members = {int(r[0]): str(r[1]) for r in json.loads(member_rows)}
             plans, give_up = check_accounting(batch_id, members, retries, give_up)
             conn.execute(
                 "UPDATE files SET attempts = attempts + 1, updated_at = ? "
@@ -331,10 +345,10 @@ class BatchRecords:
                 )
                 for plan in plans
             ]
-            conn.executemany(
+            conn.execute(
                 "UPDATE files SET state = 'FAILED', error = ?, action_done = 0, "
-                "action_error = NULL, updated_at = ? WHERE id = ?",
-                ((reason, now, file_id) for file_id in give_up),
+                "action_error = NULL, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))",
+                (reason, now, id_list(give_up)),
             )
         log.debug("batch_failed", batch_id=batch_id, retries=new_ids, given_up=len(give_up))
         return new_ids

@@ -6,6 +6,7 @@ worker thread (see :class:`~jetwatch.ledger.sqlite.SqliteLedger`), never on the 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 
@@ -15,7 +16,7 @@ from jetwatch.domain.states import FileKey, FileRow, InvalidTransitionError
 from jetwatch.domain.store import from_i64, to_i64
 from jetwatch.domain.versions import EarlierVersion
 from jetwatch.ledger.db import Db
-from jetwatch.ledger.rows import FILE_COLUMNS, file_row, id_list, unique_ids
+from jetwatch.ledger.rows import FILE_JSON, file_rows_of, id_list, json_param, unique_ids
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +38,8 @@ class FileRecords:
         again (``add_stable`` revives the row), e.g. after a share came back.
         """
         with (self._reader or self._db).read() as conn:
-            # The stored tuple is exactly what key_fingerprint hashes; rows stream, none kept.
+            # The stored tuple is exactly what key_fingerprint hashes; rows stream, none kept
+            # (one JSON chunk of 50,000 rows at a time cost more memory and start-up time).
             cursor = conn.execute(
                 "SELECT relpath, size, mtime_ns, inode FROM files "
                 "WHERE folder = ? AND state != 'GONE'",
@@ -63,16 +65,22 @@ class FileRecords:
         """
         if not keys:
             return []
-        params = ((folder, k.relpath, k.size, k.mtime_ns, to_i64(k.inode), now, now) for k in keys)
+        rows = json_param((k.relpath, k.size, k.mtime_ns, to_i64(k.inode)) for k in keys)
         with self._db.write() as conn:
             (last_id,) = conn.execute("SELECT coalesce(max(id), 0) FROM files").fetchone()
-            conn.executemany(
+            # One statement for all rows, in their order (see json_param).
+            conn.execute(
                 "INSERT OR IGNORE INTO files (folder, relpath, size, mtime_ns, inode, state, "
-                "stable_at, updated_at) VALUES (?, ?, ?, ?, ?, 'STABLE', ?, ?)",
-                params,
+                "stable_at, updated_at) SELECT ?1, json_extract(value, '$[0]'), "
+                "json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+                "json_extract(value, '$[3]'), 'STABLE', ?2, ?2 FROM json_each(?3) ORDER BY key",
+                (folder, now, rows),
             )
             # AUTOINCREMENT ids only grow and this transaction holds the write lock.
-            new_ids = [r[0] for r in conn.execute("SELECT id FROM files WHERE id > ?", (last_id,))]
+            (new,) = conn.execute(
+                "SELECT json_group_array(id) FROM files WHERE id > ?", (last_id,)
+            ).fetchone()
+            new_ids = sorted(json.loads(new))
             if new_ids:
                 conn.execute(
                     "UPDATE files SET state = 'GONE', updated_at = ?, "
@@ -127,17 +135,18 @@ class FileRecords:
                     (id_list(ids),),
                 )
             ]
-            changed = conn.executemany(
+            changed = conn.execute(
                 "UPDATE files SET state = 'GONE', updated_at = ? "
-                "WHERE id = ? AND state IN ('STABLE', 'BATCHED')",
-                ((now, file_id) for file_id in ids),
+                "WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('STABLE', 'BATCHED')",
+                (now, id_list(ids)),
             ).rowcount
-            conn.executemany(
+            conn.execute(
                 "UPDATE batches SET state = 'FAILED', updated_at = ?, "
                 "last_error = 'every file vanished before submission' "
-                "WHERE id = ? AND state IN ('OPEN', 'HELD') AND NOT EXISTS "
+                "WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('OPEN', 'HELD') "
+                "AND NOT EXISTS "
                 "(SELECT 1 FROM files WHERE batch_id = batches.id AND state = 'BATCHED')",
-                ((now, batch_id) for batch_id in batch_ids),
+                (now, id_list(batch_ids)),
             )
         return int(changed)
 
@@ -174,21 +183,24 @@ class FileRecords:
     def pending_actions(self, limit: int = 500) -> list[FileRow]:
         """TRANSFERRED rows and FAILED rows whose post-action is still to do, least recent first."""
         with self._db.read() as conn:
-            cursor = conn.execute(
-                f"SELECT {FILE_COLUMNS} FROM files WHERE state IN ('TRANSFERRED', 'FAILED') "  # noqa: S608 - constants only
-                "AND action_done = 0 ORDER BY updated_at, id LIMIT ?",
+            (rows,) = conn.execute(
+                f"SELECT json_group_array({FILE_JSON}) FROM (SELECT * FROM files "  # noqa: S608 - constants only
+                "WHERE state IN ('TRANSFERRED', 'FAILED') AND action_done = 0 "
+                "ORDER BY updated_at, id LIMIT ?)",
                 (limit,),
-            )
-            return [file_row(r) for r in cursor]
+            ).fetchone()
+        # One step for all rows (see json_param); the order is set here, not by SQLite.
+        return sorted(file_rows_of(rows), key=lambda f: (f.updated_at, f.id))
 
     def mark_done(self, file_ids: Sequence[int], now: float) -> None:
         """TRANSFERRED → DONE (post-action applied); all or nothing."""
         ids = unique_ids(file_ids)
         with self._db.write() as conn:
-            changed = conn.executemany(
+            changed = conn.execute(
                 "UPDATE files SET state = 'DONE', action_done = 1, action_error = NULL, "
-                "updated_at = ? WHERE id = ? AND state = 'TRANSFERRED'",
-                ((now, file_id) for file_id in ids),
+                "updated_at = ? WHERE id IN (SELECT value FROM json_each(?)) "
+                "AND state = 'TRANSFERRED'",
+                (now, id_list(ids)),
             ).rowcount
             if changed != len(ids):
                 # Raising inside the transaction rolls back the part that did apply.
@@ -203,10 +215,10 @@ class FileRecords:
         them again from another process meanwhile.
         """
         with self._db.write() as conn:
-            changed = conn.executemany(
+            changed = conn.execute(
                 "UPDATE files SET action_done = 1, action_error = NULL, updated_at = ? "
-                "WHERE id = ? AND state = 'FAILED'",
-                ((now, file_id) for file_id in unique_ids(file_ids)),
+                "WHERE id IN (SELECT value FROM json_each(?)) AND state = 'FAILED'",
+                (now, id_list(unique_ids(file_ids))),
             ).rowcount
         return int(changed)
 
@@ -242,14 +254,19 @@ def _revive_gone(
     conn: sqlite3.Connection, folder: str, keys: Sequence[FileKey], now: float
 ) -> list[int]:
     """GONE → STABLE for keys that came back unchanged; only called when some key was known."""
-    revived = []
-    for k in keys:
-        row = conn.execute(
-            "UPDATE files SET state = 'STABLE', batch_id = NULL, stable_at = ?, updated_at = ?, "
-            "error = NULL WHERE folder = ? AND relpath = ? AND size = ? AND mtime_ns = ? "
-            "AND inode = ? AND state = 'GONE' RETURNING id",
-            (now, now, folder, k.relpath, k.size, k.mtime_ns, to_i64(k.inode)),
-        ).fetchone()
-        if row is not None:
-            revived.append(int(row[0]))
+    (found,) = conn.execute(
+        # In the keys' order; one step for all of them (see json_param).
+        "SELECT json_group_array(f.id) FROM (SELECT f.id FROM json_each(?2) AS j "
+        "CROSS JOIN files AS f ON f.folder = ?1 AND f.relpath = json_extract(j.value, '$[0]') "
+        "AND f.size = json_extract(j.value, '$[1]') AND f.mtime_ns = json_extract(j.value, '$[2]') "
+        "AND f.inode = json_extract(j.value, '$[3]') WHERE f.state = 'GONE' ORDER BY j.key) AS f",
+        (folder, json_param((k.relpath, k.size, k.mtime_ns, to_i64(k.inode)) for k in keys)),
+    ).fetchone()
+    revived = unique_ids(json.loads(found))
+    if revived:
+        conn.execute(
+            "UPDATE files SET state = 'STABLE', batch_id = NULL, stable_at = ?1, updated_at = ?1, "
+            "error = NULL WHERE id IN (SELECT value FROM json_each(?2))",
+            (now, id_list(revived)),
+        )
     return revived

@@ -49,3 +49,43 @@ def id_list(ids: Iterable[int]) -> str:
     and the SQL text stays constant.
     """
     return json.dumps(list(ids))
+
+
+def json_param(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as one JSON parameter for ``json_each(?)``, so a bulk write is one statement.
+
+    One statement is one ``sqlite3_step``: ``executemany`` of 1,000 rows releases and takes
+    back the GIL 1,000 times, and with the event loop busy each take waits for a switch
+    interval (5 ms), so 1,000 updates took seconds instead of milliseconds. Non-ASCII is
+    kept as it is: a name that cannot be bound as text fails as it did as a parameter.
+    """
+    return json.dumps(list(rows), ensure_ascii=False, separators=(",", ":"))
+
+
+# A REAL as text that reads back to the same float (SQLite's JSON keeps 15 digits only).
+_EXACT = "printf('%!.17g', {})"
+# FILE_COLUMNS as one JSON array per row, for ``json_group_array``: one step for all rows.
+FILE_JSON = (
+    "json_array(id, folder, relpath, size, mtime_ns, inode, state, batch_id, attempts, "
+    f"{_EXACT.format('stable_at')}, {_EXACT.format('updated_at')}, error, action_done, "
+    "action_error)"
+)
+
+
+def exact(column: str) -> str:
+    """``column`` (a REAL) as exact text inside a JSON result (see FILE_JSON)."""
+    return _EXACT.format(column)
+
+
+def file_rows_of(aggregated: str | None) -> list[FileRow]:
+    """FileRows from a ``json_group_array(FILE_JSON)`` result (None: no rows)."""
+    if not aggregated:
+        return []
+    return [_json_file_row(r) for r in json.loads(aggregated)]
+
+
+def _json_file_row(r: Sequence[Any]) -> FileRow:
+    return FileRow(
+        r[0], r[1], r[2], r[3], r[4], from_i64(r[5]), _FILE_STATES[r[6]], r[7], r[8],
+        float(r[9]), float(r[10]), r[11], r[12] == 1, r[13],
+    )  # fmt: skip

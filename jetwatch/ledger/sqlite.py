@@ -224,10 +224,13 @@ class SqliteLedger:
         )  # fmt: skip
 
     async def counts(self, folder: str | None = None) -> dict[str, dict[str, int]]:
-        return await self._db.call(report.counts, self._db, folder)
+        # The reader's own thread: status never waits behind a burst's queue of writes.
+        db = self._reader or self._db
+        return await db.call(report.counts, db, folder)
 
     async def snapshot(self, now: float, recent_failures: int = 20) -> StatusSnapshot:
-        return await self._db.call(report.snapshot, self._db, now, recent_failures)
+        db = self._reader or self._db  # see counts
+        return await db.call(report.snapshot, db, now, recent_failures)
 
     async def prune(
         self, now: float, retention_s: float, exists: Callable[[str, str], bool]

@@ -169,7 +169,9 @@ class JetTarget:
     async def submit(self, objects: Sequence[SubmitObject], *, ident: str | None = None) -> str:
         """POST one delivery of ``objects``; raises the client's errors (see base.py)."""
         job_id = ident or await self._job_id_or_raise()
-        delivery = await self._client.create_delivery(job_id, self.delivery_objects(objects))
+        # One model and path per file: built off the event loop (a batch holds 1,000).
+        wire = await asyncio.to_thread(self.delivery_objects, objects)
+        delivery = await self._client.create_delivery(job_id, wire)
         return delivery.delivery_id
 
     async def poll(
