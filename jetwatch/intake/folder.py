@@ -132,13 +132,17 @@ class FolderIntake:
     async def _settle_loop(self) -> None:
         while True:
             self._wake.clear()
+            started = self._clock.monotonic()
             now = await self.run_once()
             next_due = self._settler.next_due(now)
             delay = MAX_TICK_S if next_due is None else next_due - now
             delay = min(MAX_TICK_S, max(MIN_TICK_S, delay))
             await sleep_or_wake(self._wake, delay)
-            # Let hints of one burst gather instead of stat-ing after every event.
-            await asyncio.sleep(MIN_TICK_S)
+            # At most one round per MIN_TICK_S, so the hints of a burst gather instead of a
+            # stat after every event; a file due or hinted after a quiet spell goes at once.
+            spare = MIN_TICK_S - (self._clock.monotonic() - started)
+            if spare > 0:
+                await asyncio.sleep(spare)
 
     async def run_once(self) -> float:
         """Re-stat what is due or hinted, record what settled; returns the time used."""
