@@ -177,7 +177,8 @@ class OpsServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         if self._refresh is not None:
             await self._refresh()
-        payload = generate_latest(metrics.REGISTRY)
+        # Off the loop: a registry of many folders' series takes milliseconds to format.
+        payload = await asyncio.to_thread(generate_latest, metrics.REGISTRY)
         return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _status_page(self, request: web.Request) -> web.Response:
@@ -186,10 +187,13 @@ class OpsServer:
     async def _console(self, request: web.Request) -> web.Response:
         # The buttons show only where they work: with actions on and a token configured.
         data = {**await self._cache.get(), "actions": self._actions is not None}
+        # Rendered off the loop: a page of many folders and deliveries is milliseconds of work.
         if request.query.get("part") == "live":
-            text = console.render_live(data)
+            text = await asyncio.to_thread(console.render_live, data)
         else:
-            text = console.render_page(data, flash=_flash(request.query))
+            text = await asyncio.to_thread(
+                functools.partial(console.render_page, data, flash=_flash(request.query))
+            )
         return web.Response(
             text=text, content_type="text/html", charset="utf-8", headers=_PAGE_HEADERS
         )
