@@ -10,6 +10,7 @@ reported as blocked; nothing is dropped.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ log = structlog.get_logger(__name__)
 
 MIN_TICK_S = 0.05
 MAX_TICK_S = 1.0
+# Files a settle round stats or records in one go, between which the loop serves others.
+SLICE_FILES = 2000
 BAD_NAMES_REMEMBERED = 10_000
 NOTICES_KEPT = 20
 
@@ -148,10 +151,11 @@ class FolderIntake:
         """Re-stat what is due or hinted, record what settled; returns the time used."""
         self.forget(self._wakeups.take_gone(self.label))
         now = self._clock.monotonic()  # the settler's clock: settle_seconds survive steps
-        paths = set(self._settler.due(now)) | self._dirty
+        paths = list(set(self._settler.due(now)) | self._dirty)
         self._dirty = set()
-        if paths:
-            stats, vanished = await self._stat(paths)
+        # In slices: the loop serves others between them (a burst hints 15,000 paths at once).
+        for start in range(0, len(paths), SLICE_FILES):
+            stats, vanished = await self._stat(set(paths[start : start + SLICE_FILES]))
             now = self._clock.monotonic()
             self._observe(stats, now)
             for relpath in vanished:
@@ -159,8 +163,8 @@ class FolderIntake:
                     metrics.FILES_VANISHED.labels(self.label).inc()
                     log.info("file_vanished_before_settle", folder=self.label, path=relpath)
         self._unrecorded.update((st.relpath, st) for st in self._settler.ready(now))
-        if self._unrecorded:
-            await self._record(self._clock.wall())
+        while self._unrecorded and await self._record(self._clock.wall()):
+            pass
         if self._last_full_scan is not None:
             await self._record_scan(self._last_full_scan)
         return now
@@ -221,25 +225,30 @@ class FolderIntake:
             # Once per chunk: a labelled counter costs a lookup and a lock per call.
             metrics.FILES_DETECTED.labels(self.label).inc(detected)
 
-    async def _record(self, now: float) -> None:
-        keys = [FileKey(s.relpath, s.size, s.mtime_ns, s.inode) for s in self._unrecorded.values()]
+    async def _record(self, now: float) -> bool:
+        """Record up to SLICE_FILES settled files; False when the ledger refused them."""
+        part = list(itertools.islice(self._unrecorded.values(), SLICE_FILES))
+        keys = [FileKey(s.relpath, s.size, s.mtime_ns, s.inode) for s in part]
         try:
             new_ids = await self._ledger.add_stable(self.label, keys, now)
         except LedgerUnavailableError as exc:
             if not self._blocked:
-                log.error("intake_blocked", folder=self.label, error=str(exc), waiting=len(keys))
+                waiting = len(self._unrecorded)
+                log.error("intake_blocked", folder=self.label, error=str(exc), waiting=waiting)
             self._blocked = f"ledger unavailable: {exc}"
-            return
+            return False
         if self._blocked:
             log.info("intake_resumed", folder=self.label, recorded=len(keys))
             self._blocked = ""
         self._known.update(key_fingerprint(k.relpath, k.size, k.mtime_ns, k.inode) for k in keys)
-        self._unrecorded = {}
+        for st in part:
+            del self._unrecorded[st.relpath]  # only run_once changes it, not meanwhile
         if new_ids:
             metrics.FILES_SETTLED.labels(self.label).inc(len(new_ids))
             log.debug("files_settled", folder=self.label, count=len(new_ids))
             self._wakeups.wake(Stage.BATCH)
             await self._check_versions(new_ids)
+        return True
 
     async def _check_versions(self, new_ids: list[int]) -> None:
         """Warn about new versions Jet will skip or that a paused writer produced."""
