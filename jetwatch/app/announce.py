@@ -54,18 +54,22 @@ class Announcer:
 
     async def _first_scans_or_down(self) -> None:
         """A missing share must not hold READY back: systemd would fail the start."""
-        while True:
-            waiting = [
-                i
-                for i in self._intakes.values()
-                if not i.health.first_scan_done and i.health.mode != "down"
-            ]
-            if not waiting:
-                return
-            waiters = [asyncio.ensure_future(i.wait_first_scan()) for i in waiting]
-            try:
+        # One waiter per intake for the whole wait (200 folders: not 200 new tasks a poll).
+        waiters: dict[FolderIntake, asyncio.Future[None]] = {}
+        try:
+            while True:
+                waiting = [
+                    i
+                    for i in self._intakes.values()
+                    if not i.health.first_scan_done and i.health.mode != "down"
+                ]
+                if not waiting:
+                    return
+                for intake in waiting:
+                    if intake not in waiters:
+                        waiters[intake] = asyncio.ensure_future(intake.wait_first_scan())
                 # "Down" has no event of its own: look again after a short while.
-                await asyncio.wait(waiters, timeout=READY_POLL_S)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
+                await asyncio.wait([waiters[i] for i in waiting], timeout=READY_POLL_S)
+        finally:
+            for waiter in waiters.values():
+                waiter.cancel()

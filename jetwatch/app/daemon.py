@@ -93,7 +93,8 @@ class Daemon:
 
     def folders(self) -> Mapping[str, FolderSettings]:
         """The configured folders this daemon may act on now (all of them on one host)."""
-        return {k: f for k, f in self._folders.items() if k in self.ownership.acting_on()}
+        acting = self.ownership.acting_on()  # once: each look is a pass over the folders
+        return {k: f for k, f in self._folders.items() if k in acting}
 
     async def run(self) -> ExitCode:
         """Run until stopped; returns the process exit code."""
