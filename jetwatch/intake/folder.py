@@ -149,9 +149,12 @@ class FolderIntake:
 
     async def run_once(self) -> float:
         """Re-stat what is due or hinted, record what settled; returns the time used."""
-        self.forget(self._wakeups.take_gone(self.label))
+        gone = self._wakeups.take_gone(self.label)
+        self.forget(gone)
         now = self._clock.monotonic()  # the settler's clock: settle_seconds survive steps
-        paths = list(set(self._settler.due(now)) | self._dirty)
+        # Files found gone are looked at again: a scan that ran before they were forgotten
+        # took them for known (a share back from an unmount at that moment).
+        paths = list(set(self._settler.due(now)) | self._dirty | {k.relpath for k in gone})
         self._dirty = set()
         # In slices: the loop serves others between them (a burst hints 15,000 paths at once).
         for start in range(0, len(paths), SLICE_FILES):
