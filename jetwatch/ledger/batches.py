@@ -108,21 +108,7 @@ class BatchRecords:
             "WHERE f.id IN (SELECT value FROM json_each(?))",
             (id_list(ids),),
         ).fetchone()
-        rows = json.loads(found_rows)
-        found = {r[0] for r in rows}
-        bad = [i for i in ids if i not in found]
-        bad += [
-            r[0]
-            for r in rows
-            if r[1] != folder
-            or not (r[3] == "STABLE" or (r[3] in ("BATCHED", "SUBMITTED") and r[4] == "FAILED"))
-        ]
-        if bad:
-            raise InvalidTransitionError(
-                f"files {sorted(bad)[:10]} are unknown, of another folder, or not batchable"
-            )
-        if len({r[2] for r in rows}) != len(rows):
-            raise InvalidTransitionError("a batch may hold only one version of a path")
+        check_batchable(folder, ids, json.loads(found_rows))
         # CROSS JOIN and +state pin the plan: from the given ids, probe by (folder, relpath).
         busy = conn.execute(
             "SELECT f.relpath FROM json_each(?) AS j CROSS JOIN files AS f ON f.id = j.value "
@@ -352,6 +338,29 @@ class BatchRecords:
             )
         log.debug("batch_failed", batch_id=batch_id, retries=new_ids, given_up=len(give_up))
         return new_ids
+
+
+def check_batchable(folder: str, ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> None:
+    """Raise unless every id is a file of ``folder`` that may join a new batch, one per path.
+
+    ``rows`` are (id, folder, relpath, file state, its batch's state) of the given ids; a
+    file may join when STABLE, or BATCHED/SUBMITTED in a FAILED batch (a retry). Both
+    ledger backends check with this.
+    """
+    found = {r[0] for r in rows}
+    bad = [i for i in ids if i not in found]
+    bad += [
+        r[0]
+        for r in rows
+        if r[1] != folder
+        or not (r[3] == "STABLE" or (r[3] in ("BATCHED", "SUBMITTED") and r[4] == "FAILED"))
+    ]
+    if bad:
+        raise InvalidTransitionError(
+            f"files {sorted(bad)[:10]} are unknown, of another folder, or not batchable"
+        )
+    if len({r[2] for r in rows}) != len(rows):
+        raise InvalidTransitionError("a batch may hold only one version of a path")
 
 
 def check_accounting(

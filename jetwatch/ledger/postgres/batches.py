@@ -22,7 +22,7 @@ from jetwatch.domain.states import (
     InvalidTransitionError,
     RetryPlan,
 )
-from jetwatch.ledger.batches import check_accounting
+from jetwatch.ledger.batches import check_accounting, check_batchable
 from jetwatch.ledger.postgres.conn import Conn, Pg
 from jetwatch.ledger.postgres.leases import fence
 from jetwatch.ledger.rows import BATCH_COLUMNS, FILE_COLUMNS, batch_row, file_row, unique_ids
@@ -272,20 +272,7 @@ async def _check_movable(conn: Conn, folder: str, ids: list[int]) -> None:
         (ids,),
     )
     rows = await cursor.fetchall()
-    found = {r[0] for r in rows}
-    bad = [i for i in ids if i not in found]
-    bad += [
-        r[0]
-        for r in rows
-        if r[1] != folder
-        or not (r[3] == "STABLE" or (r[3] in ("BATCHED", "SUBMITTED") and r[4] == "FAILED"))
-    ]
-    if bad:
-        raise InvalidTransitionError(
-            f"files {sorted(bad)[:10]} are unknown, of another folder, or not batchable"
-        )
-    if len({r[2] for r in rows}) != len(rows):
-        raise InvalidTransitionError("a batch may hold only one version of a path")
+    check_batchable(folder, ids, rows)
     # From the given ids, one files_by_key probe each (see files._OLDER_STABLE).
     cursor = await conn.execute(
         "SELECT f.relpath FROM files AS f CROSS JOIN LATERAL (SELECT 1 FROM files AS g "
