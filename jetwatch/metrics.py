@@ -147,7 +147,8 @@ WATCH_MODE = Gauge(
 )
 INOTIFY_WATCHES = Gauge(
     "jetwatch_inotify_watches",
-    "inotify watches the folder's event watcher holds, as its last audit found.",
+    "inotify watches the folder's event watcher holds, as its last audit found (folders "
+    "that started watching together share one watcher: each shows its total).",
     ["folder"],
     registry=REGISTRY,
 )

@@ -1,26 +1,27 @@
-"""Event mode's source: watchfiles in a thread of its own, change sets sorted into hints."""
+"""Event mode's source: watchfiles in a thread of its own over one or more folder roots;
+its change sets are cut by root in that thread, so the event loop never sorts a burst."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Final
 
 import structlog
 from watchfiles import Change, watch
 
-from jetwatch.intake.scan import is_dir, under_excluded
 from jetwatch.intake.watchaudit import inotify_fds, pick_fd
 
 log = structlog.get_logger(__name__)
 
 Changes = set[tuple[Change, str]]
+ByRoot = dict[str, Changes]  # a change set cut by the root its paths are under
 
 INSTALLED: Final = "installed"  # the watches are in place: changes from now on are seen
 STOPPED: Final = "stopped"  # the watcher ended after stop()
-Item = Changes | BaseException | str
+Item = ByRoot | Changes | BaseException | str
 
 STEP_MS = 50
 DEBOUNCE_MS = 400
@@ -30,19 +31,21 @@ _BUILDING = threading.Lock()
 
 
 class EventThread:
-    """Run ``watchfiles.watch`` over ``root`` in a daemon thread until ``stop()``.
+    """Run ``watchfiles.watch`` over ``roots`` in a daemon thread until ``stop()``.
 
-    Building a recursive inotify watcher is synchronous (2 s for a million files); inside
-    ``awatch`` it ran on the event loop and stalled everything else. Here the thread builds
-    it and then waits for changes; ``get()`` hands out, in order, ``INSTALLED`` once the
-    watches are in place, each change set, and finally ``STOPPED`` or the exception that
-    ended the watcher. The watcher polls ``is_set`` (this object is its stop event) every
+    ``get()`` hands out, in order, ``INSTALLED`` once the watches are in place, each change
+    set cut by root (:func:`by_root`), and finally ``STOPPED`` or the exception that ended
+    the watcher. The watcher polls ``is_set`` (this object is its stop event) every
     ``STEP_MS``, so ``stop()`` ends it within a step once it is built. ``fd`` is then the
     watcher's inotify descriptor (None when it cannot be told), for the watch audit.
+    Building the watches walks the whole tree while holding the GIL (about 3 s for a
+    million files): the loop stalls that long whatever thread builds, which is one more
+    reason to build one watcher for many folders rather than one each.
     """
 
-    def __init__(self, root: str, name: str) -> None:
-        self._root = root
+    def __init__(self, roots: Sequence[str], name: str) -> None:
+        self._roots = list(roots)
+        self.name = name
         self._stop = threading.Event()
         self._polled = False
         self._loop = asyncio.get_running_loop()
@@ -74,7 +77,7 @@ class EventThread:
         """The stop flag as watchfiles polls it; the first poll means the watches are built."""
         if not self._polled:
             self._polled = True
-            self.fd = pick_fd(self._fds_before, self._root)
+            self.fd = pick_fd(self._fds_before, self._roots[0])
             self._built()
             self._post(INSTALLED)
         return self._stop.is_set()
@@ -91,7 +94,7 @@ class EventThread:
         try:
             self._fds_before = inotify_fds()
             for changes in watch(
-                self._root,
+                *self._roots,
                 stop_event=self,
                 step=STEP_MS,
                 debounce=DEBOUNCE_MS,
@@ -101,7 +104,7 @@ class EventThread:
                 # The scanner skips unreadable directories with a warning; so does the watcher.
                 ignore_permission_denied=True,
             ):
-                self._post(changes)
+                self._post(by_root(changes, self._roots))
         except BaseException as exc:  # every failure ends event mode; the loop decides
             outcome = exc
         finally:
@@ -123,114 +126,21 @@ class EventThread:
             self._loop.call_soon_threadsafe(end)
 
 
-def failure_reason(exc: BaseException) -> str:
-    """What people read when the native watcher raised: the cause, not a Rust repr."""
-    if isinstance(exc, OSError):
-        # watchfiles' own words here are readable ("OS file watch limit reached.").
-        return (
-            f"the event watcher could not be set up: {str(exc).rstrip('.') or type(exc).__name__}"
-        )
-    # watchfiles raises its internal error for an event it cannot turn into a path (a name
-    # that is not UTF-8) and for errors of the notify thread: either way this one is dead.
-    return (
-        "the event watcher stopped on an event it could not handle "
-        "(for instance a file name that is not UTF-8)"
-    )
-
-
-class EventsFailed(Exception):
-    """The event watcher ended: it raised, or stopped by itself."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class EventFeed:
-    """One folder's watcher thread, its change sets sorted into what FolderWatch acts on.
-
-    Hints (relative paths, excluded ones dropped) go to ``on_hints``; what needs a scan is
-    kept for FolderWatch to read: ``added_dirs`` (directories that appeared: files created
-    in them before their watch existed give no events), ``burst_at`` (loop time of the
-    last change set larger than ``burst_threshold``: watchfiles drops inotify overflows
-    silently, so a burst may have lost events) and ``root_suspect`` (the root itself was
-    deleted). ``wake`` is called whenever one of those changes.
-    """
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        root: str,
-        dir_excluded: Callable[[str], bool],
-        on_hints: Callable[[set[str]], None],
-        wake: Callable[[], None],
-        burst_threshold: int,
-    ) -> None:
-        self.name = name
-        self._root = root.rstrip("/") or "/"
-        self._prefix = self._root.rstrip("/") + "/"
-        self._dir_excluded = dir_excluded
-        self._on_hints = on_hints
-        self._wake = wake
-        self._burst_threshold = burst_threshold
-        self._thread = EventThread(self._root, name)
-        self.installed = asyncio.Event()
-        self.added_dirs: set[str] = set()
-        self.burst_at: float | None = None
-        self.root_suspect = False
-
-    async def run(self) -> None:
-        """Start the thread and pump its items until it stops; EventsFailed when it fails."""
-        self._thread.start()
-        while True:
-            item = await self._thread.get()
-            if item == INSTALLED:
-                self.installed.set()
-            elif item == STOPPED:
-                return
-            elif isinstance(item, BaseException):
-                # Whatever the native watcher raises (OSError, RuntimeError, a decode error
-                # for a non-UTF-8 name) ends this watcher; scans take over for a while.
-                log.warning("watcher_error", folder=self.name, error=ascii(item))
-                raise EventsFailed(failure_reason(item)) from item
-            elif not isinstance(item, str):
-                self.on_changes(item)
-
-    async def stop(self) -> None:
-        await self._thread.stop()
-
-    @property
-    def fd(self) -> int | None:
-        """The watcher's inotify descriptor once installed (None: unknown)."""
-        return self._thread.fd
-
-    def on_changes(self, changes: Changes) -> None:
-        burst = len(changes) > self._burst_threshold
-        if burst:
-            # watchfiles drops inotify queue overflows silently: assume this burst lost
-            # events, and rescan once it calms down. Its hints are still used, so its files
-            # start settling now instead of after the calm and the rescan.
-            if self.burst_at is None:
-                log.warning("watch_burst", folder=self.name, changes=len(changes))
-            self.burst_at = asyncio.get_running_loop().time()
-            self._wake()
-        hints: set[str] = set()
-        for change, abspath in changes:
-            if not abspath.startswith(self._prefix):
-                if change is Change.deleted and abspath.rstrip("/") == self._root:
-                    self.root_suspect = True
-                    self._wake()
-                continue
-            rel = abspath[len(self._prefix) :]
-            if not rel or under_excluded(rel, self._dir_excluded):
-                continue
-            hints.add(rel)
-            # inotify race: files created in a new directory before its watch existed
-            # produce no events, so the directory is scanned once. In a burst the rescan
-            # covers new directories: no stat per added path on the event loop.
-            if not burst and change is Change.added and is_dir(abspath):
-                self.added_dirs.add(rel)
-                self._wake()
-        if hints:
-            self._on_hints(hints)
+def by_root(changes: Changes, roots: Sequence[str]) -> ByRoot:
+    """``changes`` cut by the root each path is under (or is: a root deleted); a path under
+    two nested roots goes to both. Roots are absolute, without a trailing slash but "/"."""
+    if len(roots) == 1:
+        return {roots[0]: changes}
+    wanted = set(roots)
+    found: ByRoot = {}
+    for item in changes:
+        path = item[1]
+        cut = len(path)
+        while cut >= 0:
+            root = path[:cut] or "/"
+            if root in wanted:
+                found.setdefault(root, set()).add(item)
+            if cut == 0:
+                break
+            cut = path.rfind("/", 0, cut)
+    return found

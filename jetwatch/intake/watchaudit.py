@@ -116,14 +116,14 @@ class Audit:
     missing: tuple[str, ...] = ()
 
 
-def audit(fd: int, root: str, dirs: Iterable[tuple[str, int]]) -> Audit:
-    """Check that ``root`` and the walked directories ``dirs`` ((relpath, inode)) are watched.
+def audit(watched: set[DirId] | None, root: str, dirs: Iterable[tuple[str, int]]) -> Audit:
+    """Check that ``root`` and the walked directories ``dirs`` ((relpath, inode)) are among
+    ``watched`` (:func:`watched_dirs` of the watcher's descriptor; None: it is gone).
 
     A directory whose inode has no watch is stat-ed again: one that vanished or was replaced
     since the walk is not missing. Directories on another device (a mount point inside the
     tree) are compared by their own (dev, inode).
     """
-    watched = watched_dirs(fd)
     if watched is None:
         return Audit(0, "the watcher's inotify descriptor is gone")
     try:

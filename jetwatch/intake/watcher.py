@@ -15,8 +15,8 @@ import structlog
 
 from jetwatch.domain.settle import FileStat
 from jetwatch.intake.dirindex import DirIndex, dir_times_untrusted
+from jetwatch.intake.eventfeed import EventFeed, EventsFailed
 from jetwatch.intake.events import Hints, StateChanged, WatchEvent
-from jetwatch.intake.inotify import EventFeed, EventsFailed
 from jetwatch.intake.mounts import WatchMode, WatchState, pick_mode
 from jetwatch.intake.root import FolderHeld, FolderRoot, RootId
 from jetwatch.intake.scan import DirsSeen, ScanReport, outermost, under_excluded
@@ -274,7 +274,7 @@ class FolderWatch:
             finally:
                 waiter.cancel()
             await self._raise_if_stopped(pump)
-            guard = self._guard = WatchGuard(self.name, os.fspath(self.root), feed.fd)
+            guard = self._guard = WatchGuard(self.name, os.fspath(self.root), feed.fd, feed.watched)
             await guard.start()
             # New directories are scanned beside the first scan (see with_beside).
             await with_beside(self._full_scan_audited(guard), self._wake, self._scan_subdirs)
@@ -303,7 +303,8 @@ class FolderWatch:
         if feed.root_suspect or now >= self._next_check_at:
             feed.root_suspect = False
             await self._check_root()
-            await guard.probe()
+            # Folders sharing a watcher share its reads: about one per interval for all.
+            await guard.probe(reuse_s=self._root_check_s)
             self._next_check_at = now + guard.probe_interval_s(self._root_check_s)
         burst_due_at = None if feed.burst_at is None else feed.burst_at + self._burst_calm_s
         reconcile_due = now >= self._next_reconcile_at

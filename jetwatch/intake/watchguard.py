@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 
 import structlog
 
 from jetwatch.domain.backoff import Backoff, Jitter
 from jetwatch.intake.scan import DirsSeen
 from jetwatch.intake.scanner import WatcherFailed
-from jetwatch.intake.watchaudit import Audit, audit, inotify_fds, watch_limit
+from jetwatch.intake.watchaudit import Audit, DirId, audit, inotify_fds, watch_limit
 from jetwatch.metrics import INOTIFY_WATCHES
 
 log = structlog.get_logger(__name__)
@@ -21,15 +22,27 @@ log = structlog.get_logger(__name__)
 GRACE_S = 1.0
 # Reading a descriptor's watches costs about 0.3 µs per watch: at most 2 % of the time.
 PROBE_COST_SHARE = 50
+# Reads the watcher's watches, reusing a read at most that many seconds old.
+WatchedReader = Callable[[float], Awaitable[set[DirId] | None]]
 
 
 class WatchGuard:
-    """Audits one watcher's inotify descriptor ``fd`` against the directories scans found."""
+    """Audits one watcher's inotify descriptor ``fd`` against the directories scans found;
+    ``watched`` reads what the descriptor watches (shared by the folders of one watcher)."""
 
-    def __init__(self, name: str, root: str, fd: int | None, *, grace_s: float = GRACE_S) -> None:
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        fd: int | None,
+        watched: WatchedReader,
+        *,
+        grace_s: float = GRACE_S,
+    ) -> None:
         self.name = name
         self._root = root
         self._fd = fd
+        self._watched = watched
         self._grace_s = grace_s
         self._probe_s = 0.0
         self.watches = 0
@@ -43,29 +56,33 @@ class WatchGuard:
 
     async def verify(self, dirs: DirsSeen) -> None:
         """Raise WatcherFailed unless the root and every directory of ``dirs`` is watched."""
+        await self._verify(dirs, 0.0)
+
+    async def _verify(self, dirs: DirsSeen, reuse_s: float) -> None:
         if self._fd is None:
             return
-        found = await self._audit(dirs)
+        found = await self._audit(dirs, reuse_s)
         if found.missing:
             # The notify thread adds a watch when it reads the directory's creation: give
             # it a moment, then look at only those again.
             await asyncio.sleep(self._grace_s)
-            found = await self._audit([(relpath, 0) for relpath in found.missing])
+            found = await self._audit([(relpath, 0) for relpath in found.missing], 0.0)
         if found.problem:
             raise WatcherFailed(self._explain(found))
 
-    async def probe(self) -> None:
-        """The cheap periodic look: the descriptor is there and still watches the root."""
-        await self.verify([])
+    async def probe(self, reuse_s: float = 0.0) -> None:
+        """The cheap periodic look: the descriptor is there and still watches the root; a
+        read of its watches up to ``reuse_s`` old will do (another folder's probe)."""
+        await self._verify([], reuse_s)
 
     def probe_interval_s(self, at_least_s: float) -> float:
         """How long until the next probe: ``at_least_s``, longer where watches are many."""
         return max(at_least_s, self._probe_s * PROBE_COST_SHARE)
 
-    async def _audit(self, dirs: DirsSeen) -> Audit:
-        assert self._fd is not None
+    async def _audit(self, dirs: DirsSeen, reuse_s: float) -> Audit:
         started = time.monotonic()
-        found = await asyncio.to_thread(audit, self._fd, self._root, dirs)
+        watched = await self._watched(reuse_s)
+        found = await asyncio.to_thread(audit, watched, self._root, dirs)
         if not dirs:
             self._probe_s = time.monotonic() - started
         self.watches = found.watches
@@ -78,7 +95,7 @@ class WatchGuard:
         limit = watch_limit()
         first = ascii(found.missing[0])
         return (
-            f"{found.problem} (first: {first}); this folder holds {found.watches} watches "
+            f"{found.problem} (first: {first}); its watcher holds {found.watches} watches "
             f"and the user's inotify limit (fs.inotify.max_user_watches) is {limit}: "
             'raise it, or set poll = "scan" for this folder'
         )

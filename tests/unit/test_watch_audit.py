@@ -65,7 +65,8 @@ def test_watched_dirs_reads_the_real_descriptor(tmp_path: Path) -> None:
         ids = {(os.stat(d).st_dev, os.stat(d).st_ino) for d in (tmp_path, tmp_path / "a")}
         assert watched_dirs(libc_fd) == ids
         (tmp_path / "b").mkdir()
-        found = audit(libc_fd, str(tmp_path), [("a", 0), ("b", os.stat(tmp_path / "b").st_ino)])
+        b_ino = os.stat(tmp_path / "b").st_ino
+        found = audit(watched_dirs(libc_fd), str(tmp_path), [("a", 0), ("b", b_ino)])
         assert found.missing == ("b",)
         assert found.watches == 2
     finally:
