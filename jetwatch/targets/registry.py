@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from jetwatch.apis.rounds import one_round
 from jetwatch.domain.backoff import Backoff, Jitter
 from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
 from jetwatch.domain.states import HoldReason
@@ -168,7 +169,10 @@ class TargetRegistry:
         for label, route in self._routes.items():
             by_kind.setdefault(route.target.kind, []).append(label)
         # Kinds in parallel: a JetStream server that hangs must not delay the Jet checks.
-        results = await asyncio.gather(*(self._check_kind(k, ls) for k, ls in by_kind.items()))
+        # One round: folders sharing a job (and the storage profiles) ask for them once.
+        with one_round():
+            checks = (self._check_kind(k, ls) for k, ls in by_kind.items())
+            results = await asyncio.gather(*checks)
         return all(results)
 
     async def _check_kind(self, kind: str, labels: list[str]) -> bool:

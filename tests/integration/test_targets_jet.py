@@ -12,10 +12,12 @@ from pydantic import SecretStr
 from jetwatch.apis.jet.client import JetClient
 from jetwatch.apis.jet.models import Counts, Delivery
 from jetwatch.apis.jet.models import Progress as JetProgress
+from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.target import Lookup, Progress, SubmitObject, Target
 from jetwatch.emulators.jet import Assumptions, EmulatorServer
 from jetwatch.errors import ConfigError, NotFoundError, PausedError
 from jetwatch.targets.jet import JetTarget, judge_delivery, relative_path
+from jetwatch.targets.registry import Route, TargetRegistry
 from tests.fixtures.emulator import (
     ADMIN_ID,
     ADMIN_SECRET,
@@ -275,3 +277,31 @@ def test_judge_delivery(delivery: Delivery, age_s: float, expected: tuple[bool, 
     progress = judge_delivery(delivery, 3, age_s, 60.0)
     assert (progress.done, progress.failed) == expected
     assert progress.transferred == delivery.summary.transferred.count
+
+
+async def test_folders_sharing_a_job_ask_for_it_once_a_round(emulator_job: JobSetup) -> None:
+    """Five folders on one job, one client: a registry round reads the job list, the job and
+    the storage profiles once for all of them; the next round reads them afresh."""
+    server, job_id, src, _ = emulator_job
+    client = JetClient(server.url, ADMIN_ID, SecretStr(ADMIN_SECRET), sleep=_no_wait)
+    targets = {}
+    for i in range(5):
+        folder = FolderSettings(path=src / f"f{i}", job="Manual Job", name=f"f{i}")
+        targets[f"f{i}"] = JetTarget(client, "Manual Job", src, folder=folder, close_client=False)
+    registry = TargetRegistry({label: Route(t, "Manual Job") for label, t in targets.items()})
+    routes = ("GET /v1/jobs", "GET /v1/jobs/{jobId}", "GET /v1/storageProfiles")
+    try:
+        before = {route: server.stats.by_route[route] for route in routes}
+        assert await registry.check_all()
+        assert all(registry.status(label).ident == job_id for label in targets)
+        once = {route: server.stats.by_route[route] - before[route] for route in routes}
+        assert once == dict.fromkeys(routes, 1)
+        assert await registry.check_all()
+        twice = {route: server.stats.by_route[route] - before[route] for route in routes}
+        assert twice == dict.fromkeys(routes, 2)
+        # Outside a round every call asks (a delivery's own reads stay fresh).
+        await client.get_job(job_id)
+        await client.get_job(job_id)
+        assert server.stats.by_route["GET /v1/jobs/{jobId}"] - before[routes[1]] == 4
+    finally:
+        await client.close()

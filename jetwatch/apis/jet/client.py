@@ -23,6 +23,7 @@ from jetwatch.apis.jet.models import (
 )
 from jetwatch.apis.jet.transport import Transport
 from jetwatch.apis.pages import parse_page
+from jetwatch.apis.rounds import once
 from jetwatch.errors import (
     ApiError,
     NotFoundError,
@@ -66,13 +67,18 @@ class JetClient(ApiClient):
     # ----- public calls -------------------------------------------------------------------
 
     async def list_jobs(self) -> list[Job]:
-        """Every job of the account, following pages."""
-        return await self._list("/v1/jobs", self._transport.url("v1", "jobs"), Job)
+        """Every job of the account, following pages (once per round: see apis/rounds.py)."""
+        url = self._transport.url("v1", "jobs")
+        return await once((id(self), "jobs"), lambda: self._list("/v1/jobs", url, Job))
 
     async def get_job(self, job_id: str) -> Job:
         """One job, with its paused flag, options and (where an API shows them) delivery ids."""
         call = Call("GET", "/v1/jobs/{jobId}", self._transport.url("v1", "jobs", job_id))
-        return _parse(Job, await self._transport.json(call))
+
+        async def fetch() -> Job:
+            return _parse(Job, await self._transport.json(call))
+
+        return await once((id(self), "job", job_id), fetch)
 
     async def list_endpoints(self) -> list[Endpoint]:
         """Every endpoint of the account."""
@@ -81,7 +87,11 @@ class JetClient(ApiClient):
     async def list_storage_profiles(self) -> list[StorageProfile]:
         """Every storage profile of the account."""
         url = self._transport.url("v1", "storageProfiles")
-        return await self._list("/v1/storageProfiles", url, StorageProfile)
+
+        async def fetch() -> list[StorageProfile]:
+            return await self._list("/v1/storageProfiles", url, StorageProfile)
+
+        return await once((id(self), "storageProfiles"), fetch)
 
     async def create_delivery(self, job_id: str, objects: Sequence[DeliveryObject]) -> Delivery:
         """Start a delivery of ``objects`` on a manual job; sent at most once (see decide_retry).
