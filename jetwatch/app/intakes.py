@@ -13,6 +13,7 @@ from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.store import LedgerStore
 from jetwatch.domain.wake import Wakeups
 from jetwatch.intake.folder import FolderIntake
+from jetwatch.intake.startgate import StartGate
 from jetwatch.pipeline.ownership import FolderOwnership
 
 log = structlog.get_logger(__name__)
@@ -46,11 +47,13 @@ class Intakes:
         """The TaskGroup intakes run in (a crashed intake stops the daemon)."""
         self._tg = tg
 
-    def start(self, folder: FolderSettings) -> None:
+    def start(self, folder: FolderSettings, gate: StartGate | None = None) -> None:
         assert self._tg is not None, "bind() first"
-        intake = FolderIntake(folder, self._ledger, wakeups=self._wakeups)
+        intake = FolderIntake(folder, self._ledger, wakeups=self._wakeups, gate=gate)
         self.by_label[folder.label] = intake
-        self.tasks[folder.label] = self._tg.create_task(intake.run(), name=f"intake:{folder.label}")
+        task = self._tg.create_task(intake.run(), name=f"intake:{folder.label}")
+        task.add_done_callback(lambda _task: intake.leave_gate())  # cancelled before it ran
+        self.tasks[folder.label] = task
 
     def sync(self) -> None:
         """Intakes run for the folders this daemon may act on, and only for those."""
@@ -59,9 +62,12 @@ class Intakes:
             self.tasks.pop(label).cancel()
             self.by_label.pop(label, None)
             log.info("folder_standby", folder=label, reason="another daemon holds its lease")
-        for label, folder in self._folders.items():
-            if label in acting and label not in self.tasks:
-                self.start(folder)
+        starting = [
+            f for label, f in self._folders.items() if label in acting and label not in self.tasks
+        ]
+        gate = StartGate(len(starting))  # they begin watching together (startgate.py)
+        for folder in starting:
+            self.start(folder, gate)
 
     def cancel_all(self) -> None:
         for task in self.tasks.values():

@@ -38,6 +38,7 @@ from jetwatch.intake.events import (
 from jetwatch.intake.filters import PathFilter, name_problem
 from jetwatch.intake.mounts import WatchMode, WatchState
 from jetwatch.intake.scan import ScanReport, stat_paths, with_markers
+from jetwatch.intake.startgate import StartGate
 from jetwatch.intake.watcher import FolderWatch
 
 log = structlog.get_logger(__name__)
@@ -70,8 +71,11 @@ class FolderIntake:
         *,
         wakeups: Wakeups,
         clock: Clock = SYSTEM_CLOCK,
+        gate: StartGate | None = None,
     ) -> None:
         self.folder = folder
+        self._gate = gate or StartGate(1)
+        self._arrived = False
         self.label = folder.label
         self._ledger = ledger
         self._wakeups = wakeups
@@ -122,11 +126,22 @@ class FolderIntake:
         for k in keys:
             self._known.discard(key_fingerprint(k.relpath, k.size, k.mtime_ns, k.inode))
 
+    def leave_gate(self) -> None:
+        """Arrive at the start gate (once), so the others need not wait for this one; also
+        called when the task ends, for a task cancelled before it ever ran."""
+        if not self._arrived:
+            self._arrived = True
+            self._gate.arrive()
+
     async def wait_first_scan(self) -> None:
         await self._first_scan.wait()
 
     async def run(self) -> None:
-        self._known = await self._ledger.known_fingerprints(self.label)
+        try:
+            self._known = await self._ledger.known_fingerprints(self.label)
+        finally:
+            self.leave_gate()
+        await self._gate.passed()  # the folders started with this one have read theirs
         log.info("intake_started", folder=self.label, known_files=len(self._known))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.watch.run(), name=f"watch:{self.label}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +116,17 @@ class Audit:
     missing: tuple[str, ...] = ()
 
 
-def audit(watched: set[DirId] | None, root: str, dirs: Iterable[tuple[str, int]]) -> Audit:
+def root_watched(watched: set[DirId] | None, root_id: DirId) -> Audit:
+    """Whether the descriptor whose watches are ``watched`` (None: it is gone) still
+    watches the folder itself, ``root_id`` ((dev, inode) as os.stat gives them)."""
+    if watched is None:
+        return Audit(0, "the watcher's inotify descriptor is gone")
+    if root_id not in watched:
+        return Audit(len(watched), f"the folder itself has no inotify watch ({len(watched)} left)")
+    return Audit(len(watched), "")
+
+
+def audit(watched: set[DirId] | None, root: str, dirs: Sequence[tuple[str, int]]) -> Audit:
     """Check that ``root`` and the walked directories ``dirs`` ((relpath, inode)) are among
     ``watched`` (:func:`watched_dirs` of the watcher's descriptor; None: it is gone).
 
@@ -125,13 +135,14 @@ def audit(watched: set[DirId] | None, root: str, dirs: Iterable[tuple[str, int]]
     tree) are compared by their own (dev, inode).
     """
     if watched is None:
-        return Audit(0, "the watcher's inotify descriptor is gone")
+        return root_watched(watched, (0, 0))
     try:
         st = os.stat(root)
     except OSError:
         return Audit(len(watched), "")  # the root check reports this, not the audit
-    if (st.st_dev, st.st_ino) not in watched:
-        return Audit(len(watched), f"the folder itself has no inotify watch ({len(watched)} left)")
+    found = root_watched(watched, (st.st_dev, st.st_ino))
+    if found.problem or not dirs:
+        return found
     inodes = {ino for _dev, ino in watched}
     missing = []
     for relpath, ino in dirs:

@@ -303,8 +303,9 @@ class FolderWatch:
         if feed.root_suspect or now >= self._next_check_at:
             feed.root_suspect = False
             await self._check_root()
+            assert self._root_id is not None  # the session opened it; the check kept it
             # Folders sharing a watcher share its reads: about one per interval for all.
-            await guard.probe(reuse_s=self._root_check_s)
+            await guard.probe(self._root_id, reuse_s=self._root_check_s)
             self._next_check_at = now + guard.probe_interval_s(self._root_check_s)
         burst_due_at = None if feed.burst_at is None else feed.burst_at + self._burst_calm_s
         reconcile_due = now >= self._next_reconcile_at

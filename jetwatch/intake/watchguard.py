@@ -13,7 +13,14 @@ import structlog
 from jetwatch.domain.backoff import Backoff, Jitter
 from jetwatch.intake.scan import DirsSeen
 from jetwatch.intake.scanner import WatcherFailed
-from jetwatch.intake.watchaudit import Audit, DirId, audit, inotify_fds, watch_limit
+from jetwatch.intake.watchaudit import (
+    Audit,
+    DirId,
+    audit,
+    inotify_fds,
+    root_watched,
+    watch_limit,
+)
 from jetwatch.metrics import INOTIFY_WATCHES
 
 log = structlog.get_logger(__name__)
@@ -70,24 +77,33 @@ class WatchGuard:
         if found.problem:
             raise WatcherFailed(self._explain(found))
 
-    async def probe(self, reuse_s: float = 0.0) -> None:
-        """The cheap periodic look: the descriptor is there and still watches the root; a
-        read of its watches up to ``reuse_s`` old will do (another folder's probe)."""
-        await self._verify([], reuse_s)
+    async def probe(self, root_id: DirId, reuse_s: float = 0.0) -> None:
+        """The cheap periodic look: the descriptor is there and still watches the root
+        (``root_id``, as the root check just found it); a read of its watches up to
+        ``reuse_s`` old will do (another folder's probe). Nothing else is stat-ed."""
+        if self._fd is None:
+            return
+        started = time.monotonic()
+        watched = await self._watched(reuse_s)
+        self._probe_s = time.monotonic() - started
+        found = root_watched(watched, root_id)
+        self._count(found)
+        if found.problem:
+            raise WatcherFailed(self._explain(found))
 
     def probe_interval_s(self, at_least_s: float) -> float:
         """How long until the next probe: ``at_least_s``, longer where watches are many."""
         return max(at_least_s, self._probe_s * PROBE_COST_SHARE)
 
     async def _audit(self, dirs: DirsSeen, reuse_s: float) -> Audit:
-        started = time.monotonic()
         watched = await self._watched(reuse_s)
         found = await asyncio.to_thread(audit, watched, self._root, dirs)
-        if not dirs:
-            self._probe_s = time.monotonic() - started
+        self._count(found)
+        return found
+
+    def _count(self, found: Audit) -> None:
         self.watches = found.watches
         INOTIFY_WATCHES.labels(self.name).set(found.watches)
-        return found
 
     def _explain(self, found: Audit) -> str:
         if not found.missing:

@@ -37,7 +37,7 @@ from jetwatch.intake.watchaudit import DirId
 log = structlog.get_logger(__name__)
 
 GATHER_S = 0.1  # a group is built once no folder asked for this long ...
-GATHER_MAX_S = 0.5  # ... or this long after the first asked
+GATHER_MAX_S = 2.0  # ... or this long after the first asked (a wave of folders starting)
 MERGE_QUIET_S = 2.0
 MERGE_MAX_WAIT_S = 600.0
 MERGE_BUDGET_SHARE = 1.1  # the budget a merge needs: this many times the watches it copies

@@ -20,6 +20,7 @@ from jetwatch.config.settings import (
     Settings,
 )
 from jetwatch.errors import ExitCode
+from jetwatch.ledger.sqlite import SqliteLedger
 from jetwatch.pipeline.actions import PostActions
 from tests.fixtures.daemon import free_port, get_json
 from tests.fixtures.emulator import ADMIN_ID, ADMIN_SECRET, wait_for
@@ -142,3 +143,42 @@ async def test_a_second_daemon_on_the_same_ledger_is_refused(tmp_path: Path) -> 
 
 async def _ready_soon(daemon: Daemon) -> bool | None:
     return True if getattr(daemon, "ledger", None) is not None and daemon.intakes else None
+
+
+async def test_folders_started_together_share_one_watcher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six folders, one of which reads its ledger rows slowly: all of them still begin
+    watching together, so one watcher thread serves all six (none left to merge)."""
+    names = [f"f{i}" for i in range(6)]
+    for name in names:
+        (tmp_path / name).mkdir()
+    settings = settings_for(tmp_path, tmp_path / names[0])
+    folders = [
+        FolderSettings(path=tmp_path / name, job="J", name=name, poll="events") for name in names
+    ]
+    settings = settings.model_copy(update={"folders": folders})
+    real = SqliteLedger.known_fingerprints
+
+    async def slow_for_f5(self: SqliteLedger, folder: str) -> set[int]:
+        if folder == "f5":
+            await asyncio.sleep(1.0)  # a big folder's rows, a busy disk
+        return await real(self, folder)
+
+    monkeypatch.setattr(SqliteLedger, "known_fingerprints", slow_for_f5)
+    daemon = Daemon(settings)
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(daemon.run())
+
+        async def scanned() -> bool | None:
+            if task.done():
+                raise AssertionError(f"daemon stopped: {task.result()}")
+            done = {e["folder"] for e in logs if e["event"] == "scan_done" and e.get("full")}
+            return True if done == set(names) else None
+
+        await wait_for(scanned, timeout_s=20)
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 20) == ExitCode.OK
+    shared = [e["folders"] for e in logs if e["event"] == "watch_shared"]
+    assert shared == [6]
+    assert not [e for e in logs if e["event"] == "watch_merged"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +75,38 @@ def test_count_dirs_counts_hidden_and_stops_past_limit(tmp_path: Path) -> None:
     assert count_dirs(tmp_path, limit=100) == 7  # root, a, b, c, .git, objects, d
     assert count_dirs(tmp_path, limit=2) == 3
     assert count_dirs(tmp_path / "missing", limit=100) == 0
+
+
+def test_count_dirs_lists_only_directories_with_subdirectories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leaf directories (link count 2 on this filesystem) are counted without listing their
+    files; a filesystem whose directories all say 1 gets every directory listed."""
+    for leaf in ("a/x", "a/y", "b"):
+        (tmp_path / leaf).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / leaf / f"f{i}.mov").write_bytes(b"")
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> Any:
+        listed.append(os.path.relpath(path, tmp_path))
+        return real_scandir(path)
+
+    monkeypatch.setattr("jetwatch.intake.mounts.os.scandir", scandir)
+    assert count_dirs(tmp_path, limit=100) == 5  # root, a, a/x, a/y, b
+    if os.stat(tmp_path / "b").st_nlink == 2:  # ext4, xfs, tmpfs
+        assert sorted(listed) == [".", "a"]
+    listed.clear()
+    real_lstat = os.lstat
+
+    def lstat_says_one(path: str) -> Any:
+        st = real_lstat(path)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, 1, *tuple(st)[4:]))
+
+    monkeypatch.setattr("jetwatch.intake.mounts.os.lstat", lstat_says_one)
+    assert count_dirs(tmp_path, limit=100) == 5
+    assert sorted(listed) == [".", "a", "a/x", "a/y", "b"]
 
 
 def test_choose_mode_tiny_watch_budget_forces_scan(tmp_path: Path) -> None:
