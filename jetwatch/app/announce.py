@@ -42,6 +42,8 @@ class Announcer:
         down = [i.label for i in self._intakes.values() if not i.health.first_scan_done]
         api_ok = self._registry.api_ok
         log.info("ready", folders=len(self._intakes), folders_down=down, api_ok=api_ok)
+        if not self._notifier.enabled:
+            await asyncio.Event().wait()  # no systemd to tell: no STATUS line to keep fresh
         sent, totals, counted_at = "", await views.state_totals(self._ledger), time.monotonic()
         while True:
             if time.monotonic() - counted_at >= STATUS_EVERY_S:

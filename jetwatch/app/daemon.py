@@ -311,6 +311,8 @@ class Daemon:
         if new.log != self.settings.log:
             logs.configure_logging(new.log.level, new.log.format)
         await self._intakes.apply(new.folders)
+        if self._folders.keys() - self.ownership.acting_on():
+            self.ownership.nudge()  # new folders are taken over by a lease round at once
         # Sections that need a restart keep the values in use, so the next reload and
         # /status compare against what really runs.
         self.settings = self.settings.model_copy(

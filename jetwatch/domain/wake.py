@@ -48,12 +48,14 @@ class Wakeups:
 
     ``files_gone`` is the one message that carries data: a folder's intake keeps an
     in-memory set of the file keys the ledger holds, and a key the deliverer found gone
-    (GONE in the ledger, never sent) must be offered again if the file comes back.
+    (GONE in the ledger, never sent) must be offered again if the file comes back. It rings
+    that folder's intake bell (``intake_bell``): an idle intake sleeps long.
     """
 
     def __init__(self) -> None:
         self._bells = {stage: asyncio.Event() for stage in Stage}
         self._gone: dict[str, list[FileKey]] = {}
+        self._intake_bells: dict[str, asyncio.Event] = {}
 
     def wake(self, *stages: Stage) -> None:
         """Ring the doorbells of ``stages``."""
@@ -68,9 +70,16 @@ class Wakeups:
         """Sleep until ``stage`` is woken or ``timeout_s`` passed; True when woken."""
         return await sleep_or_wake(self._bells[stage], timeout_s)
 
+    def intake_bell(self, folder: str) -> asyncio.Event:
+        """The doorbell of ``folder``'s intake (one per label: a reloaded intake shares it)."""
+        return self._intake_bells.setdefault(folder, asyncio.Event())
+
     def files_gone(self, folder: str, keys: Iterable[FileKey]) -> None:
         """Tell ``folder``'s intake these keys are GONE: back unchanged means offer again."""
-        self._gone.setdefault(folder, []).extend(keys)
+        gone = self._gone.setdefault(folder, [])
+        gone.extend(keys)
+        if gone:
+            self.intake_bell(folder).set()
 
     def take_gone(self, folder: str) -> list[FileKey]:
         """The keys found gone in ``folder`` since the last call."""

@@ -44,7 +44,9 @@ from jetwatch.intake.watcher import FolderWatch
 log = structlog.get_logger(__name__)
 
 MIN_TICK_S = 0.05
-MAX_TICK_S = 1.0
+MAX_TICK_S = 1.0  # while files settle or wait for the ledger
+# Nothing pending: hints, scans and files found gone ring the bell, this is a safety net.
+IDLE_TICK_S = 30.0
 # Files a settle round stats or records in one go, between which the loop serves others.
 SLICE_FILES = 2000
 BAD_NAMES_REMEMBERED = 10_000
@@ -90,7 +92,7 @@ class FolderIntake:
         # so scans repeated while the disk is full do not pile up copies.
         self._unrecorded: dict[str, FileStat] = {}
         self._bad_names: set[str] = set()
-        self._wake = asyncio.Event()
+        self._wake = wakeups.intake_bell(self.label)  # files_gone rings it too
         self._first_scan = asyncio.Event()
         self._state = WatchState(WatchMode.SCAN, "starting", clock.wall())
         self._blocked = ""
@@ -153,8 +155,10 @@ class FolderIntake:
             started = self._clock.monotonic()
             now = await self.run_once()
             next_due = self._settler.next_due(now)
-            delay = MAX_TICK_S if next_due is None else next_due - now
-            delay = min(MAX_TICK_S, max(MIN_TICK_S, delay))
+            if next_due is None:
+                delay = MAX_TICK_S if self._unrecorded or self._settler else IDLE_TICK_S
+            else:
+                delay = min(MAX_TICK_S, max(MIN_TICK_S, next_due - now))
             await sleep_or_wake(self._wake, delay)
             # At most one round per MIN_TICK_S, so the hints of a burst gather instead of a
             # stat after every event; a file due or hinted after a quiet spell goes at once.

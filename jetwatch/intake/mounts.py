@@ -166,7 +166,10 @@ def pick_mode(
     """``choose_mode`` with what is left of the user's watches (other folders of this process
     hold some), and whether a SCAN answer is worth asking again later: True when only the
     watch limit stood in the way, which may be raised, or the tree may shrink."""
-    budget = max_watches if max_watches is not None else watch_budget()
+    fs_type = network_fs_type(root)
+    budget = max_watches
+    if budget is None and poll == "auto" and fs_type is None:  # the only case that asks
+        budget = watch_budget()
     mode, reason = choose_mode(root, poll, max_watches=budget)
-    retry = mode is WatchMode.SCAN and poll != "scan" and network_fs_type(root) is None
+    retry = mode is WatchMode.SCAN and poll != "scan" and fs_type is None
     return mode, reason, retry

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import stat
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,10 @@ INOTIFY_LINK = "anon_inode:inotify"
 _WATCH_LINE = re.compile(r"^inotify wd:[0-9a-f]+ ino:([0-9a-f]+) sdev:([0-9a-f]+)", re.MULTILINE)
 
 DirId = tuple[int, int]  # (st_dev, st_ino) as os.stat gives them
+
+HELD_MEMO_S = 0.5  # how long one look at every descriptor's watches serves watches_held
+_held_lock = threading.Lock()
+_held_memo: tuple[float, dict[int, int]] | None = None  # (monotonic, watches per descriptor)
 
 
 def inotify_fds() -> set[int] | None:
@@ -76,13 +82,34 @@ def watch_limit() -> int | None:
     return min(limits) if limits else None
 
 
+def _held_by_fd() -> dict[int, int]:
+    """Watches per inotify descriptor of this process, looked at most every HELD_MEMO_S."""
+    global _held_memo
+    with _held_lock:
+        now = time.monotonic()
+        if _held_memo is not None and now - _held_memo[0] < HELD_MEMO_S:
+            return _held_memo[1]
+        held: dict[int, int] = {}
+        for fd in inotify_fds() or ():
+            try:
+                text = (PROC_FDINFO / str(fd)).read_text(encoding="ascii", errors="replace")
+            except OSError:
+                continue  # closed meanwhile
+            held[fd] = text.count("\ninotify wd:")  # one line per watch: no need to parse
+        _held_memo = (now, held)
+        return held
+
+
 def watches_held(exclude: Iterable[int] = ()) -> int:
-    """Watches this process's inotify descriptors hold (other folders' watchers)."""
+    """Watches this process's inotify descriptors hold (other folders' watchers).
+
+    Folders starting together ask within moments of each other (200 at start-up): one look
+    at /proc serves them all (HELD_MEMO_S), instead of one per folder over every descriptor.
+    Their own watchers add watches in a thread afterwards, so a fresher look would not see
+    those either; each watcher's audit is what catches a tree that does not fit.
+    """
     skip = set(exclude)
-    total = 0
-    for fd in (inotify_fds() or set()) - skip:
-        total += len(watched_dirs(fd) or ())
-    return total
+    return sum(n for fd, n in _held_by_fd().items() if fd not in skip)
 
 
 def watch_budget() -> int | None:

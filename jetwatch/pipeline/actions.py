@@ -32,7 +32,7 @@ log = structlog.get_logger(__name__)
 _stdlib_log = logging.getLogger(__name__)
 
 RETRY_S = 30.0
-IDLE_S = 5.0
+IDLE_S = 60.0  # tracker and ops ring ACTIONS; retries are scheduled: this is a safety net
 PAGE = 500
 
 
@@ -188,9 +188,14 @@ class PostActions:
     async def run(self) -> None:
         async def step() -> float | None:
             # A full page: more may be waiting, go on at once.
-            return self._clock.monotonic() if await self.run_once() else None
+            return self._clock.monotonic() if await self.run_once() else self.next_retry_at()
 
         await run_stage(self._wakeups, Stage.ACTIONS, step, clock=self._clock, idle_s=IDLE_S)
+
+    def next_retry_at(self) -> float | None:
+        """When the next failed action is due again (monotonic; None: none waits)."""
+        now = self._clock.monotonic()
+        return min((t for t in self._retry_at.values() if t > now), default=None)
 
     async def run_once(self) -> bool:
         """Handle pending rows; True when a full page was handled (more may be waiting)."""

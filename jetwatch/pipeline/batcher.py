@@ -23,7 +23,7 @@ from jetwatch.domain.wake import Stage, Wakeups, run_stage
 log = structlog.get_logger(__name__)
 
 ROUND_BATCHES = 8  # full batches one window of the queue holds
-IDLE_S = 5.0  # the loop looks again at least this often
+IDLE_S = 60.0  # at least this often: intake, actions, ops and reloads ring BATCH
 
 
 def limits_of(folder: FolderSettings) -> BatchLimits:

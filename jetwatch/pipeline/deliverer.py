@@ -46,7 +46,7 @@ from jetwatch.targets.registry import TargetRegistry, TargetState
 log = structlog.get_logger(__name__)
 
 UNRESOLVED_RECHECK_S = 1.0  # batches waiting for their target to resolve
-IDLE_S = 5.0
+IDLE_S = 60.0  # batcher, tracker, targets, ops ring DELIVER; holds and retries say when
 AUTH_RETRY_S = 30.0
 POST_BACKOFF = Backoff(2.0, 60.0, Jitter.EQUAL)
 

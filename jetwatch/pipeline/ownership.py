@@ -22,9 +22,13 @@ from jetwatch import metrics
 from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
 from jetwatch.domain.fleet import LeaseGrant, acting_window_s, renew_interval_s
 from jetwatch.domain.store import LedgerStore
+from jetwatch.domain.wake import sleep_or_wake
 from jetwatch.errors import LedgerUnavailableError
 
 log = structlog.get_logger(__name__)
+
+SOLE_ROUND_S = 60.0  # leases that never lapse (one host): a safety net, reloads nudge
+NUDGED_ROUND_S = 3.0  # a nudged round runs this long after the last one (the default rate)
 
 
 class FolderOwnership:
@@ -43,6 +47,8 @@ class FolderOwnership:
         self._lease_s = lease_s
         self._clock = clock
         self.changed = asyncio.Event()
+        self._nudged = asyncio.Event()
+        self._last_round_at = -math.inf
         self._owned: dict[str, float] = {}  # folder → monotonic time it was taken over
         self._valid_until = -math.inf  # monotonic: acting stops here without a renewal
         self._draining: set[str] = set()
@@ -84,15 +90,26 @@ class FolderOwnership:
         return self._problem
 
     # ---- the loop --------------------------------------------------------------------
+    def nudge(self) -> None:
+        """Run a round now: the configured folders changed (a reload)."""
+        self._nudged.set()
+
     async def run(self) -> None:
         interval_s = renew_interval_s(self._lease_s)
         while True:
+            self._nudged.clear()
             await self.run_once()
-            wait_s = interval_s
+            self._last_round_at = self._clock.monotonic()
+            # One host (SQLite): a round only takes in new folders, which a reload nudges.
+            wait_s = SOLE_ROUND_S if self._forever and not self._problem else interval_s
             if self._owned and self._valid_until < math.inf:
                 # Wake at the end of the acting window too, to stop acting on time.
                 wait_s = min(wait_s, max(0.05, self._valid_until - self._clock.monotonic()))
-            await asyncio.sleep(wait_s)
+            if await sleep_or_wake(self._nudged, wait_s):
+                # Not at once: a reload's removed folders keep tracking what is in flight
+                # for a moment, as when rounds ran every few seconds.
+                since_s = self._clock.monotonic() - self._last_round_at
+                await asyncio.sleep(max(0.0, min(interval_s, NUDGED_ROUND_S) - since_s))
 
     async def run_once(self) -> None:
         """One lease round; on failure, the acting window runs out on its own."""

@@ -14,6 +14,7 @@ from jetwatch.domain.states import FileKey, FileRow, FileState, HoldReason
 from jetwatch.domain.wake import Stage, Wakeups
 from jetwatch.ledger.sqlite import SqliteLedger
 from jetwatch.pipeline.actions import (
+    RETRY_S,
     PostActions,
     apply_action,
     free_name,
@@ -143,12 +144,15 @@ async def test_post_actions_retry_while_the_share_is_away(
     [error] = (await sqlite_ledger.snapshot(now)).action_errors
     assert error.relpath == "a.txt"
     assert "unavailable" in (error.error or "")
+    # The loop sleeps until then, not a stage's idle time (a safety net only).
+    assert actions.next_retry_at() == clock.monotonic() + RETRY_S
     (tmp_path / "away").rename(folder.path)
     clock.advance(3600)  # past the retry time
     await actions.run_once()
     assert (await sqlite_ledger.counts("f"))["f"][FileState.DONE] == 1
     assert not (folder.path / "a.txt").exists()
     assert await wakeups.sleep(Stage.BATCH, 0)  # the batcher is told: a newer version may go
+    assert actions.next_retry_at() is None
 
 
 async def test_a_page_logs_one_summary_and_only_unusual_files(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from jetwatch.errors import LedgerUnavailableError
 from jetwatch.ledger.sqlite import SqliteLedger
 from jetwatch.pipeline.ownership import FolderOwnership
 from tests.fixtures.clock import FakeClock
+from tests.fixtures.emulator import wait_for
 
 LEASE_S = 15.0
 
@@ -104,3 +107,29 @@ def test_the_acting_window_ends_before_the_lease_and_after_a_renewal(lease_s: fl
     from jetwatch.domain.fleet import renew_interval_s
 
     assert renew_interval_s(lease_s) < acting_window_s(lease_s) < lease_s
+
+
+async def test_one_host_rounds_rarely_but_a_reload_nudge_runs_one_at_once(
+    tmp_path: Path,
+) -> None:
+    """SQLite leases never lapse: the loop does not poll every few seconds; a reload's new
+    folders are taken over by a round that a nudge starts at once."""
+    labels = ["a"]
+    async with await SqliteLedger.open(tmp_path / "ledger.db") as ledger:
+        owner = FolderOwnership(ledger, lambda: labels, lease_s=3600.0)
+
+        async def rounds(n: int) -> bool | None:
+            return owner.rounds == n or None
+
+        task = asyncio.create_task(owner.run())
+        try:
+            await wait_for(lambda: rounds(1), timeout_s=10)
+            assert owner.acting_on() == {"a"}
+            labels.append("b")
+            owner.nudge()
+            await wait_for(lambda: rounds(2), timeout_s=10)
+            assert owner.acting_on() == {"a", "b"}
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

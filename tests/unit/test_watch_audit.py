@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from jetwatch.intake import watchaudit
 from jetwatch.intake.mounts import WatchMode
 from jetwatch.intake.watchaudit import audit, inotify_fds, watch_limit, watched_dirs
 from jetwatch.intake.watcher import FolderWatch
@@ -159,3 +160,33 @@ async def test_undecodable_name_keeps_events(rec: Recorder, root: Path) -> None:
         await rec.wait(lambda: in_events(rec), "EVENTS again, bad name still there")
         (root / "good.mov").write_bytes(b"x")
         await rec.wait(lambda: "good.mov" in rec.hinted, "hint from the new watcher")
+
+
+def test_watches_held_counts_every_descriptor_once_per_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """watches_held counts what watched_dirs reads; folders asking together (200 at start)
+    share one look at /proc instead of one each over every descriptor."""
+    libc_fd = LIBC.inotify_init1(os.O_CLOEXEC)
+    assert libc_fd >= 0
+    try:
+        for name in ("a", "b", "c"):
+            (tmp_path / name).mkdir()
+            assert LIBC.inotify_add_watch(libc_fd, os.fsencode(tmp_path / name), 0x100) >= 0
+        monkeypatch.setattr(watchaudit, "_held_memo", None)
+        mine = watchaudit.watches_held() - watchaudit.watches_held(exclude=[libc_fd])
+        assert mine == len(watched_dirs(libc_fd) or ()) == 3
+        looks = []
+        real = watchaudit.inotify_fds
+
+        def counted() -> set[int] | None:
+            looks.append(1)
+            return real()
+
+        monkeypatch.setattr(watchaudit, "inotify_fds", counted)
+        monkeypatch.setattr(watchaudit, "HELD_MEMO_S", 3600.0)
+        for _ in range(200):
+            watchaudit.watch_budget()
+        assert len(looks) <= 1
+    finally:
+        os.close(libc_fd)
