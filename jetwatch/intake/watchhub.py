@@ -6,10 +6,12 @@ that ask for their watches within GATHER_S of each other (a daemon starting, fol
 coming back after an outage) get one watcher: one thread, one inotify descriptor; its
 change sets are cut by root in that thread and handed to each folder's Subscription.
 
-A build that fails for a group (a root vanished meanwhile, the watch limit) is tried
-again folder by folder, so one folder's trouble does not cost the others their events.
-A shared watcher that fails later (a name it cannot decode) fails all its folders; each
-scans, retries on its own schedule and gathers again with whoever retries with it.
+A build that fails for a group (the watch limit, reached by all its trees together) is
+tried again folder by folder, so one folder's trouble does not cost the others their
+events. (A root gone before the build does not fail it: watchfiles skips it, and that
+folder's audit finds its root unwatched.) A shared watcher that fails later (a name it
+cannot decode) fails all its folders; each scans, retries on its own schedule and gathers
+again with whoever retries with it.
 A folder that stops watching leaves its group; the thread ends with its last folder.
 
 Folders do not all ask at once (each first reads its ledger rows, picks its mode, ...), so
