@@ -108,8 +108,9 @@ async def floors(ctx: Context, tree: BigTree) -> dict[str, Any]:
 
 
 async def drop_during_scan(daemon: DaemonProcess, root: Path, timeout_s: float) -> float | None:
-    """Write ``DROPPED`` once the first scan starts; returns its close time (epoch s)."""
-    if await daemon.wait_event("watch_mode_chosen", timeout_s) is None:
+    """Write ``DROPPED`` once the first scan starts (the watches are in place then: a file
+    written before they are is found by that scan only); returns its close time (epoch s)."""
+    if await daemon.wait_event("watch_installed", timeout_s) is None:
         return None
     return await asyncio.to_thread(write_files, root, [DROPPED], b"dropped")
 

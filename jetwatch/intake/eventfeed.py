@@ -95,6 +95,11 @@ class EventFeed:
         await self._thread.stop()
 
     @property
+    def thread_name(self) -> str:
+        """The watcher thread serving this folder (shared: "first+N"), "" before it is built."""
+        return self._thread.thread_name
+
+    @property
     def fd(self) -> int | None:
         """The watcher's inotify descriptor once installed (None: unknown)."""
         return self._thread.fd

@@ -277,7 +277,7 @@ class FolderWatch:
             await self._raise_if_stopped(pump)
             guard = self._guard = WatchGuard(self.name, os.fspath(self.root), feed.fd, feed.watched)
             await guard.start()
-            # New directories are scanned beside the first scan (see with_beside).
+            log.info("watch_installed", folder=self.name, thread=feed.thread_name)  # scan next
             await with_beside(self._full_scan_audited(guard), self._wake, self._scan_subdirs)
             self._up = True
             self._set_state(WatchMode.EVENTS, self._mode_reason)

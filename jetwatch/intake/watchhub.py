@@ -63,6 +63,10 @@ class Subscription:
     def fd(self) -> int | None:
         return None if self.group is None else self.group.thread.fd
 
+    @property
+    def thread_name(self) -> str:
+        return "" if self.group is None else self.group.thread.name
+
     def start(self) -> None:
         self._hub.join(self)
 
