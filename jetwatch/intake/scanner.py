@@ -8,8 +8,10 @@ and ends with a :class:`ScanDone` report.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +24,25 @@ from jetwatch.intake.mounts import WatchMode
 from jetwatch.intake.scan import DirsSeen, ScanReport, next_chunk, scan_changed, scan_tree
 
 log = structlog.get_logger(__name__)
+
+# Whole-tree walks of event-mode (local) folders at once, per daemon: a walk is Python bound
+# by the GIL, so more threads only thrash. 200 folders × 5,000 files: all first scans done
+# 36 s after their watches with six at once, 25 s with two, about 18 s with one, and RSS
+# 304 → 219 MB. Their watches are in place meanwhile (hints flow, new directories are
+# scanned at once); shares (scan mode) are not limited: one that hangs must not hold up
+# the others.
+LOCAL_WALKS_AT_ONCE = 1
+_WALKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _walk_slot(loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+    slot = _WALKS.get(loop)
+    if slot is None:
+        slot = _WALKS[loop] = asyncio.Semaphore(LOCAL_WALKS_AT_ONCE)
+    return slot
+
 
 ScanFilter = Callable[[list[FileStat]], list[FileStat]]
 
@@ -92,18 +113,21 @@ class TreeScanner:
         """
         dir_errors: list[str] = []
         stop = threading.Event()
-        chunks = self._chunks(subdir, record, changed, stop, dir_errors, dirs_seen)
-        started = time.monotonic()
+        whole_local = not subdir and changed is None and mode is WatchMode.EVENTS
+        slot = _walk_slot(asyncio.get_running_loop()) if whole_local else None
         files_seen = 0
-        try:
-            while (pulled := await self._pull(chunks, subdir, check_root)) is not None:
-                files_seen += pulled[0]
-                if pulled[1]:
-                    self._on_event(ScanChunk(pulled[1]))
-        except SubdirGone:
-            return None
-        finally:
-            stop.set()
+        async with slot or contextlib.nullcontext():
+            chunks = self._chunks(subdir, record, changed, stop, dir_errors, dirs_seen)
+            started = time.monotonic()
+            try:
+                while (pulled := await self._pull(chunks, subdir, check_root)) is not None:
+                    files_seen += pulled[0]
+                    if pulled[1]:
+                        self._on_event(ScanChunk(pulled[1]))
+            except SubdirGone:
+                return None
+            finally:
+                stop.set()
         if not subdir:
             await check_root()
         duration_s = time.monotonic() - started

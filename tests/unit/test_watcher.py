@@ -426,3 +426,54 @@ async def test_new_directory_scanned_during_the_first_scan(rec: Recorder, root: 
             await rec.wait(lambda: rec.full_scans() >= 1, "first full scan")
     finally:
         release.set()
+
+
+async def test_whole_tree_walks_of_local_folders_go_one_at_a_time(tmp_path: Path) -> None:
+    """While one event-mode folder's first scan runs, another's waits for it (walks are GIL
+    bound) though its watcher is up and new directories in it are scanned at once; a
+    scan-mode folder (a share that may hang) does not wait."""
+    roots = {name: tmp_path / name for name in ("first", "second", "share")}
+    for root in roots.values():
+        (root / "old.mov").parent.mkdir(parents=True)
+        (root / "old.mov").write_bytes(b"x")
+    recs = {name: Recorder() for name in roots}
+    stalled, release = threading.Event(), threading.Event()
+    path_filter = PathFilter()
+
+    def stalling(relpath: str) -> bool:
+        stalled.set()
+        release.wait(TIMEOUT_S)
+        return path_filter(relpath)
+
+    watches = [
+        make_watch(recs["first"], roots["first"], name="first", accept=stalling),
+        make_watch(recs["second"], roots["second"], name="second"),
+        make_watch(recs["share"], roots["share"], name="share", poll="scan"),
+    ]
+    tasks = [asyncio.create_task(watches[0].run())]
+    try:
+        assert await asyncio.to_thread(stalled.wait, TIMEOUT_S), "first folder's walk under way"
+        tasks += [asyncio.create_task(w.run()) for w in watches[1:]]
+        await recs["share"].wait(lambda: recs["share"].full_scans() >= 1, "the share scanned")
+        second = recs["second"]
+
+        async def watching() -> None:
+            while (feed := watches[1]._feed) is None or not feed.installed.is_set():
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(watching(), TIMEOUT_S)  # its watches are up, its walk waits
+        (roots["second"] / "new").mkdir()
+        (roots["second"] / "new" / "x.mov").write_bytes(b"x")
+        await second.wait(lambda: "new/x.mov" in second.scanned, "its new directory scanned")
+        assert second.full_scans() == 0, "the second walk ran beside the first"
+        assert "old.mov" not in second.scanned  # ... nor did it start
+        release.set()
+        await second.wait(lambda: second.full_scans() >= 1, "the second walk after the first")
+        assert recs["first"].full_scans() >= 1
+    finally:
+        release.set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
