@@ -15,7 +15,7 @@ import pytest
 from jetwatch.config.settings import DaemonSettings
 from jetwatch.ops.health import LoopMonitor, Readiness
 from jetwatch.ops.server import OpsServer
-from tests.fixtures.host import need_tool, unavailable
+from tests.fixtures.host import compose_command, need_tool, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "jetwatch.service"
@@ -241,8 +241,7 @@ def test_compose_file_text() -> None:
 
 def test_compose_config(tmp_path: Path) -> None:
     """docker compose config accepts the file and resolves both services of profile "try"."""
-    if not _docker_works("compose", "version"):
-        pytest.skip("the docker compose plugin is not installed")
+    command = compose_command()
     deploy = tmp_path / "deploy"
     deploy.mkdir()
     shutil.copy(COMPOSE, deploy / COMPOSE.name)
@@ -250,7 +249,7 @@ def test_compose_config(tmp_path: Path) -> None:
     (deploy / "config.toml").write_text("", encoding="utf-8")
     (deploy / "jet_client_secret").write_text("x", encoding="utf-8")
     (deploy / "ingest").mkdir()
-    compose = ["docker", "compose", "-f", str(deploy / COMPOSE.name), "--profile", "try"]
+    compose = [*command, "-f", str(deploy / COMPOSE.name), "--profile", "try"]
     proc = subprocess.run(
         [*compose, "config", "--format", "json"],
         capture_output=True,

@@ -8,7 +8,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-import pytest
+from tests.fixtures.host import compose_command
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
@@ -46,17 +46,14 @@ def test_fleet_notes_cover_the_topics() -> None:
 
 def test_compose_fleet_config_resolves(tmp_path: Path) -> None:
     """docker compose config accepts the fleet profile: postgres and two daemons."""
-    docker = shutil.which("docker")
-    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True,
-                                        check=False).returncode:  # fmt: skip
-        pytest.skip("the docker compose plugin is not installed")
+    command = compose_command()
     deploy = tmp_path / "deploy"
     deploy.mkdir()
     shutil.copy(COMPOSE, deploy / COMPOSE.name)
     shutil.copy(ROOT / "Dockerfile", tmp_path / "Dockerfile")
     for name in ("config.toml", "config.fleet.toml", "jet_client_secret", "ledger_password"):
         (deploy / name).write_text("x", encoding="utf-8")
-    compose = [docker, "compose", "-f", str(deploy / COMPOSE.name), "--profile", "fleet"]
+    compose = [*command, "-f", str(deploy / COMPOSE.name), "--profile", "fleet"]
     proc = subprocess.run([*compose, "config", "--format", "json"], capture_output=True,
                           text=True, timeout=60, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
