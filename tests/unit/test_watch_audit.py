@@ -3,6 +3,7 @@ incomplete, deaf or dead puts the folder in SCAN at once, loudly, and events com
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import os
@@ -16,7 +17,15 @@ from jetwatch.intake.mounts import WatchMode
 from jetwatch.intake.watchaudit import audit, inotify_fds, watch_limit, watched_dirs
 from jetwatch.intake.watcher import FolderWatch
 from jetwatch.metrics import REGISTRY
-from tests.unit.test_watcher import Recorder, in_events, make_watch, rec, root, running
+from tests.unit.test_watcher import (
+    TIMEOUT_S,
+    Recorder,
+    in_events,
+    make_watch,
+    rec,
+    root,
+    running,
+)
 
 __all__ = ["rec", "root"]  # fixtures
 
@@ -124,7 +133,10 @@ async def test_new_directory_without_watch_is_caught_at_once(
         (late / "deep" / "f.mov").write_bytes(b"x")
         await rec.wait(lambda: bool(rec.states) and rec.states[-1].mode is WatchMode.SCAN, "SCAN")
         assert "(first: 'late')" in rec.states[-1].reason
-        assert fd not in (inotify_fds() or set())  # the incomplete watcher is gone
+        # The incomplete watcher is gone (notify closes its descriptor a moment later).
+        async with asyncio.timeout(TIMEOUT_S):
+            while fd in (inotify_fds() or set()):
+                await asyncio.sleep(0.01)
 
 
 async def test_deaf_watcher_is_noticed_and_replaced(rec: Recorder, root: Path) -> None:
