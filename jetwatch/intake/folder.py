@@ -173,9 +173,16 @@ class FolderIntake:
         now = self._clock.monotonic()  # the settler's clock: settle_seconds survive steps
         # Files found gone are looked at again: a scan that ran before they were forgotten
         # took them for known (a share back from an unmount at that moment).
-        paths = list(set(self._settler.due(now)) | self._dirty | {k.relpath for k in gone})
+        # Due files first, oldest first: their second look makes them ready, so the first
+        # slices of a burst already feed the ledger and the batcher.
+        due = self._settler.due(now)
+        fresh = (self._dirty | {k.relpath for k in gone}).difference(due)
+        paths = [*due, *fresh]
         self._dirty = set()
         # In slices: the loop serves others between them (a burst hints 15,000 paths at once).
+        # What a slice confirms is recorded before the next one is looked at, so batches form
+        # while the rest of a burst is still being stat-ed.
+        recording = True
         for start in range(0, len(paths), SLICE_FILES):
             stats, vanished = await self._stat(set(paths[start : start + SLICE_FILES]))
             now = self._clock.monotonic()
@@ -184,9 +191,9 @@ class FolderIntake:
                 if self._settler.vanished(relpath):
                     metrics.FILES_VANISHED.labels(self.label).inc()
                     log.info("file_vanished_before_settle", folder=self.label, path=relpath)
-        self._unrecorded.update((st.relpath, st) for st in self._settler.ready(now))
-        while self._unrecorded and await self._record(self._clock.wall()):
-            pass
+            recording = recording and await self._record_ready(now)
+        if recording:
+            await self._record_ready(now)  # nothing to stat, or a scan confirmed files
         if self._last_full_scan is not None:
             await self._record_scan(self._last_full_scan)
         return now
@@ -246,6 +253,14 @@ class FolderIntake:
         if detected:
             # Once per chunk: a labelled counter costs a lookup and a lock per call.
             metrics.FILES_DETECTED.labels(self.label).inc(detected)
+
+    async def _record_ready(self, now: float) -> bool:
+        """Record every file found complete; False when the ledger refused them (blocked)."""
+        self._unrecorded.update((st.relpath, st) for st in self._settler.ready(now))
+        while self._unrecorded:
+            if not await self._record(self._clock.wall()):
+                return False
+        return True
 
     async def _record(self, now: float) -> bool:
         """Record up to SLICE_FILES settled files; False when the ledger refused them."""
