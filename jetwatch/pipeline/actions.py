@@ -127,10 +127,10 @@ def action_error_text(folder: FolderSettings, row: FileRow, exc: OSError) -> str
 
 def apply_action(folder: FolderSettings, row: FileRow) -> ActionResult:
     """Do the post-action for one row (blocking: runs in a worker thread)."""
-    source = folder.path / row.relpath
     action, target_dir = planned_action(folder, row)
     if action == "keep":
         return ActionResult(ActionOutcome.KEPT)
+    source = folder.path / row.relpath
     try:
         if not is_same_version(source, row):
             return ActionResult(ActionOutcome.CHANGED)

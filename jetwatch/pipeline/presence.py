@@ -53,9 +53,10 @@ def check_files(root: Path, files: Sequence[FileRow], *, growing: bool = False) 
         return Presence([], [], problem)
     present: list[FileRow] = []
     gone: list[FileRow] = []
+    base = os.fspath(root)  # os.path.join, not a Path per file
     for row in files:
         try:
-            st = os.stat(root / row.relpath, follow_symlinks=False)
+            st = os.stat(os.path.join(base, row.relpath), follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
             gone.append(row)
             continue
