@@ -28,6 +28,7 @@ from jetwatch.app.intakes import Intakes
 from jetwatch.app.ledgers import open_for_daemon
 from jetwatch.app.lifecycle import Lifecycle
 from jetwatch.app.ops_view import OpsView
+from jetwatch.app.runtime import tune_interpreter
 from jetwatch.config.load import load_settings
 from jetwatch.config.settings import FolderSettings, Settings
 from jetwatch.domain.store import LedgerStore
@@ -348,9 +349,6 @@ class Daemon:
         self.ops_view.refresh_gauges()
 
 
-SWITCH_INTERVAL_S = 0.0002
-
-
 async def run_daemon(config_path: Path | None) -> ExitCode:
     """Load config, configure logs, run the daemon; the CLI's ``run`` command."""
     try:
@@ -360,10 +358,7 @@ async def run_daemon(config_path: Path | None) -> ExitCode:
             print(f"config error: {key}: {message}", file=sys.stderr)
         return ExitCode.CONFIG
     logs.configure_logging(settings.log.level, settings.log.format)
-    # Worker threads (ledger, stats, scans) give up the GIL for every syscall and must wait
-    # for the loop to hand it back: by default up to 5 ms each, so 1,000 stats beside a busy
-    # loop took seconds. 0.2 ms keeps them moving at little cost to the loop.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    tune_interpreter()
     try:
         return await Daemon(settings, config_path=config_path, hard_exit=True).run()
     except Exception as exc:  # a bug in start-up or shutdown: say so in the log, exit 1
