@@ -87,7 +87,9 @@ class BatchRecords:
         ids = unique_ids(file_ids)
         if not ids or attempt < 1:
             raise InvalidTransitionError("a batch needs at least one file and attempt >= 1")
-        with self._db.write() as conn:
+        # Not synced: lost to a power cut, the files are batched again (SUBMITTING is synced
+        # before any POST, and this with it).
+        with self._db.write(durable=False) as conn:
             self._check_movable(conn, folder, ids)
             batch_id = self._insert_batch(
                 conn,
@@ -281,7 +283,8 @@ class BatchRecords:
 
     def complete_batch(self, batch_id: int, now: float) -> None:
         """SUBMITTED → COMPLETED; its files become TRANSFERRED (post-action pending)."""
-        with self._db.write() as conn:
+        # Not synced: lost to a power cut, the delivery is asked again and still COMPLETED.
+        with self._db.write(durable=False) as conn:
             self._guard(conn, batch_id, (BatchState.SUBMITTED,))
             conn.execute(
                 "UPDATE batches SET state = 'COMPLETED', updated_at = ? WHERE id = ?",

@@ -106,6 +106,7 @@ class Db:
         self.lock = threading.Lock()
         self._worker: ThreadPoolExecutor | None = None
         self._full = False  # a write found the disk full: checkpoint before the next one
+        self._synced = True  # PRAGMA synchronous is FULL (see write)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` in this connection's thread, with the caller's log context."""
@@ -288,12 +289,22 @@ class Db:
                 )
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction, committed on exit and rolled back on any error."""
+    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction, committed on exit and rolled back on any error.
+
+        ``durable=False`` commits without syncing the WAL to disk: a power cut may undo it,
+        a crashed or killed daemon never does, and the next durable commit syncs it too, in
+        order. Only for records whose loss repeats work and nothing else (a file settled, a
+        batch formed or completed, a post-action applied); what precedes an act outside
+        (a POST) is always durable.
+        """
         with self.lock:
             if self._full:
                 self._recover_space()
             try:
+                if self._synced != durable:
+                    self.conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                    self._synced = durable
                 self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
                 self.conn.execute("COMMIT")

@@ -66,7 +66,8 @@ class FileRecords:
         if not keys:
             return []
         rows = json_param((k.relpath, k.size, k.mtime_ns, to_i64(k.inode)) for k in keys)
-        with self._db.write() as conn:
+        # Not synced: lost to a power cut, the files are found and settled again.
+        with self._db.write(durable=False) as conn:
             (last_id,) = conn.execute("SELECT coalesce(max(id), 0) FROM files").fetchone()
             # One statement for all rows, in their order (see json_param).
             conn.execute(
@@ -195,7 +196,8 @@ class FileRecords:
     def mark_done(self, file_ids: Sequence[int], now: float) -> None:
         """TRANSFERRED → DONE (post-action applied); all or nothing."""
         ids = unique_ids(file_ids)
-        with self._db.write() as conn:
+        # Not synced: lost to a power cut, the post-action runs again (kept, or gone already).
+        with self._db.write(durable=False) as conn:
             changed = conn.execute(
                 "UPDATE files SET state = 'DONE', action_done = 1, action_error = NULL, "
                 "updated_at = ? WHERE id IN (SELECT value FROM json_each(?)) "

@@ -86,6 +86,33 @@ async def test_create_batch_refuses_two_versions_of_a_path(ledger: SqliteLedger)
 
 # crash safety and refusal to use a bad file
 
+
+async def test_what_precedes_a_post_is_synced_what_only_repeats_work_is_not(
+    ledger: SqliteLedger,
+) -> None:
+    """Records a power cut may undo at the cost of repeated work commit without a sync
+    (synchronous NORMAL = 1); SUBMITTING, written before the POST, and the delivery id
+    commit synced (FULL = 2), which syncs everything before them too."""
+    db = ledger._db
+
+    async def synchronous() -> int:
+        return int(await db.call(lambda: db.conn.execute("PRAGMA synchronous").fetchone()[0]))
+
+    ids = await ledger.add_stable(FOLDER, make_keys(3), T0)
+    assert await synchronous() == 1
+    batch = await ledger.create_batch(FOLDER, ids, T0)
+    assert await synchronous() == 1
+    await ledger.mark_submitting(batch, "job", T0)
+    assert await synchronous() == 2
+    await ledger.mark_submitted(batch, "delivery", T0)
+    assert await synchronous() == 2
+    await ledger.complete_batch(batch, T0)
+    assert await synchronous() == 1
+    await ledger.mark_done(ids, T0)
+    assert await synchronous() == 1
+    assert await states(ledger) == {"DONE": 3}
+
+
 CRASH_CHILD = """
 import asyncio
 import sys
