@@ -8,7 +8,6 @@ import functools
 import os
 import sqlite3
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ import structlog
 
 from jetwatch.domain.states import InvalidTransitionError
 from jetwatch.errors import LedgerCorruptError, LedgerError, LedgerUnavailableError
+from jetwatch.ledger.aside import ledger_files
 from jetwatch.ledger.migrations import MIGRATIONS, SCHEMA_VERSION, TABLES
 from jetwatch.metrics import LEDGER_ERRORS
 
@@ -291,13 +291,9 @@ class Db:
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction, committed on exit and rolled back on any error.
-
-        ``durable=False`` commits without syncing the WAL to disk: a power cut may undo it,
-        a crashed or killed daemon never does, and the next durable commit syncs it too, in
-        order. Only for records whose loss repeats work and nothing else (a file settled, a
-        batch formed or completed, a post-action applied); what precedes an act outside
-        (a POST) is always durable.
-        """
+        ``durable=False``: the WAL is not synced at commit (a power cut may undo it, a killed
+        daemon never; the next durable commit syncs it too). Only for records whose loss
+        repeats work (a file settled, a batch formed); what precedes a POST is durable."""
         with self.lock:
             if self._full:
                 self._recover_space()
@@ -376,30 +372,3 @@ def check_ledger(path: Path) -> None:
         probe._validate(quick_check=True)
     finally:
         probe.conn.close()
-
-
-def move_aside(path: Path, now: float) -> Path:
-    """Rename the ledger and its WAL files to ``<name>.corrupt-<UTC time>``; never deletes."""
-    if not path.exists():
-        raise LedgerError(f"no ledger at {path} to move aside")
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    base = path.with_name(f"{path.name}.corrupt-{stamp}")
-    serial = 1
-    while any(p.exists() for p in ledger_files(base)):
-        serial += 1
-        base = path.with_name(f"{path.name}.corrupt-{stamp}-{serial}")
-    # WAL first: a stale -wal left beside a new ledger at `path` could be replayed into it.
-    sources, targets = ledger_files(path), ledger_files(base)
-    try:
-        for source, target in zip(sources[::-1], targets[::-1], strict=True):
-            if source.exists():
-                os.rename(source, target)
-    except OSError as exc:
-        raise LedgerUnavailableError(f"cannot move ledger {path} aside: {exc}") from exc
-    log.warning("ledger_moved_aside", path=str(path), moved_to=str(base))
-    return base
-
-
-def ledger_files(path: Path) -> tuple[Path, Path, Path]:
-    """The database file and the two WAL companions SQLite keeps beside it."""
-    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")

@@ -26,8 +26,9 @@ from jetwatch.domain.versions import EarlierVersion
 from jetwatch.errors import LedgerError, LedgerUnavailableError
 from jetwatch.ledger import prune as pruning
 from jetwatch.ledger import report
+from jetwatch.ledger.aside import move_aside
 from jetwatch.ledger.batches import BatchRecords
-from jetwatch.ledger.db import Db, move_aside
+from jetwatch.ledger.db import Db
 from jetwatch.ledger.files import FileRecords
 from jetwatch.ledger.migrations import SCHEMA_VERSION
 from jetwatch.metrics import LEDGER_BYTES
