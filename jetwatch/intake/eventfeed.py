@@ -15,6 +15,8 @@ from jetwatch.intake.watchhub import WatchHub
 
 log = structlog.get_logger(__name__)
 
+SLICE_CHANGES = 2000  # changes sorted between two turns of the event loop
+
 
 def failure_reason(exc: BaseException) -> str:
     """What people read when the native watcher raised: the cause, not a Rust repr."""
@@ -89,7 +91,7 @@ class EventFeed:
                 log.warning("watcher_error", folder=self.name, error=ascii(item))
                 raise EventsFailed(failure_reason(item)) from item
             elif isinstance(item, set):
-                self.on_changes(item)
+                await self.on_changes(item)
 
     async def stop(self) -> None:
         await self._thread.stop()
@@ -108,7 +110,9 @@ class EventFeed:
         """What that descriptor watches, from a read at most ``max_age_s`` old."""
         return await self._thread.watched(max_age_s)
 
-    def on_changes(self, changes: Changes) -> None:
+    async def on_changes(self, changes: Changes) -> None:
+        """Sort one change set, in slices: a burst's set holds 10,000 changes and more, and
+        the loop serves others between slices."""
         burst = len(changes) > self._burst_threshold
         if burst:
             # watchfiles drops inotify queue overflows silently: assume this burst lost
@@ -118,6 +122,13 @@ class EventFeed:
                 log.warning("watch_burst", folder=self.name, changes=len(changes))
             self.burst_at = asyncio.get_running_loop().time()
             self._wake()
+        items = list(changes)
+        for start in range(0, len(items), SLICE_CHANGES):
+            if start:
+                await asyncio.sleep(0)
+            self._sort(items[start : start + SLICE_CHANGES], burst)
+
+    def _sort(self, changes: list[tuple[Change, str]], burst: bool) -> None:
         hints: set[str] = set()
         for change, abspath in changes:
             if not abspath.startswith(self._prefix):
