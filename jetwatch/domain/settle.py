@@ -37,14 +37,20 @@ def marker_paths(relpath: str, ready_marker: str) -> tuple[str, str]:
     return file_marker(relpath, ready_marker), folder_marker(reldir, ready_marker)
 
 
-class _Pending:
-    """A tracked file: its last observation and when that signature was first seen."""
+# A pending file: when its signature was first seen, and that signature (since, size,
+# mtime_ns, inode). A plain tuple of numbers, which the garbage collector stops tracking: a
+# burst keeps 100,000 pending for seconds, and as objects they made every full collection
+# walk them all (50,000: 19 ms a collection; as tuples 1 ms).
+_Pending = tuple[float, int, int, int]
+_SINCE = 0
 
-    __slots__ = ("since", "stat")
 
-    def __init__(self, stat: FileStat, since: float) -> None:
-        self.stat = stat
-        self.since = since
+def _pending(stat: FileStat, since: float) -> _Pending:
+    return (since, stat.size, stat.mtime_ns, stat.inode)
+
+
+def _unchanged(entry: _Pending, stat: FileStat) -> bool:
+    return entry[1] == stat.size and entry[2] == stat.mtime_ns and entry[3] == stat.inode
 
 
 def _same(a: FileStat, b: FileStat) -> bool:
@@ -102,12 +108,12 @@ class Settler:
             # Changed after it was found complete but before anyone took it: start over.
             del self._ready[path]
         entry = self._pending.get(path)
-        if entry is None or not _same(entry.stat, stat):
+        if entry is None or not _unchanged(entry, stat):
             # Re-insert so the dict stays ordered by ``since``.
             self._pending.pop(path, None)
-            self._pending[path] = _Pending(stat, now)
+            self._pending[path] = _pending(stat, now)
             return
-        if not self.require_marker and now >= entry.since + self.settle_s:
+        if not self.require_marker and now >= entry[_SINCE] + self.settle_s:
             del self._pending[path]
             self._ready[path] = stat
 
@@ -139,7 +145,7 @@ class Settler:
         """Pending paths whose settle time has passed: a re-stat now can make them ready."""
         due: list[str] = []
         for path, entry in self._pending.items():
-            if entry.since + self.settle_s > now:
+            if entry[_SINCE] + self.settle_s > now:
                 break
             due.append(path)
         return due
@@ -153,11 +159,11 @@ class Settler:
         if self._ready:
             return now
         for entry in self._pending.values():
-            return max(now, entry.since + self.settle_s)
+            return max(now, entry[_SINCE] + self.settle_s)
         return None
 
     def oldest_since(self) -> float | None:
         """When the oldest pending file's current signature was first seen, or None."""
         for entry in self._pending.values():
-            return entry.since
+            return entry[_SINCE]
         return None
