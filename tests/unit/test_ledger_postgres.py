@@ -188,3 +188,23 @@ async def test_daemons_starting_together_on_an_empty_database_migrate_once(
     for ledger in opened:
         await ledger.aclose()
     assert [e["event"] for e in logs].count("ledger_migrated") == 1
+
+
+async def test_records_that_only_repeat_work_do_not_wait_for_the_wal_flush(
+    ledgers: list[PostgresLedger],
+) -> None:
+    """tx(durable=False) commits with synchronous_commit off, for that transaction only;
+    every other transaction (SUBMITTING before a POST among them) waits for the flush."""
+    pg = ledgers[0]._pg
+
+    async def setting(durable: bool) -> str:
+        async with pg.tx(durable=durable) as conn:
+            cursor = await conn.execute("SHOW synchronous_commit")
+            row = await cursor.fetchone()
+            assert row is not None
+            return str(row[0])
+
+    assert await setting(durable=False) == "off"
+    assert await setting(durable=True) == "on"
+    assert await setting(durable=False) == "off"
+    assert await setting(durable=True) == "on"  # SET LOCAL ended with its transaction

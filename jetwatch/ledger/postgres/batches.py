@@ -71,7 +71,7 @@ class PgBatches:
         ids = unique_ids(file_ids)
         if not ids or attempt < 1:
             raise InvalidTransitionError("a batch needs at least one file and attempt >= 1")
-        async with self._pg.tx() as conn:
+        async with self._pg.tx(durable=False) as conn:  # lost: batched again, nothing sent
             await fence(conn, {folder}, self._token)
             await _check_movable(conn, folder, ids)
             due = now if not_before is None else not_before
@@ -197,7 +197,7 @@ class PgBatches:
             return {str(r[0]) for r in await cursor.fetchall()}
 
     async def complete_batch(self, batch_id: int, now: float) -> None:
-        async with self._pg.tx() as conn:
+        async with self._pg.tx(durable=False) as conn:  # lost: the delivery is asked again
             await _guard(conn, batch_id, (BatchState.SUBMITTED,))
             await conn.execute(
                 "UPDATE batches SET state = 'COMPLETED', updated_at = %s WHERE id = %s",

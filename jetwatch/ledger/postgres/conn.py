@@ -108,10 +108,17 @@ class Pg:
         await self.pool.close()
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[Conn]:
-        """One transaction, committed on exit, rolled back on any error; errors translated."""
+    async def tx(self, *, durable: bool = True) -> AsyncIterator[Conn]:
+        """One transaction, committed on exit, rolled back on any error; errors translated.
+
+        ``durable=False`` commits without waiting for the WAL flush (synchronous_commit
+        off): a server crash may undo it, never half of it, and later commits stay in order.
+        As with the SQLite ledger, only for records whose loss repeats work.
+        """
         try:
             async with self.pool.connection() as conn, conn.transaction():
+                if not durable:
+                    await conn.execute("SET LOCAL synchronous_commit = off")
                 yield conn
         except (psycopg.Error, PoolTimeout) as exc:
             error = translate(exc, self.where)

@@ -86,7 +86,7 @@ class PgFiles:
         if not keys:
             return []
         params = {**_key_arrays(keys), "folder": folder, "now": now}
-        async with self._pg.tx() as conn:
+        async with self._pg.tx(durable=False) as conn:  # lost: the files settle again
             cursor = await conn.execute(
                 "INSERT INTO files (folder, relpath, size, mtime_ns, inode, state, stable_at, "  # noqa: S608 - constants only
                 f"updated_at) SELECT %(folder)s, k.*, 'STABLE', %(now)s, %(now)s "
@@ -196,7 +196,7 @@ class PgFiles:
     async def mark_done(self, file_ids: Sequence[int], now: float) -> None:
         """TRANSFERRED → DONE; all or nothing, fenced by the folders' leases."""
         ids = unique_ids(file_ids)
-        async with self._pg.tx() as conn:
+        async with self._pg.tx(durable=False) as conn:  # lost: the post-action runs again
             await fence(conn, await _folders_of(conn, ids), self._token)
             cursor = await conn.execute(
                 "UPDATE files SET state = 'DONE', action_done = true, action_error = NULL, "
