@@ -191,9 +191,11 @@ class FolderIntake:
                 if self._settler.vanished(relpath):
                     metrics.FILES_VANISHED.labels(self.label).inc()
                     log.info("file_vanished_before_settle", folder=self.label, path=relpath)
-            recording = recording and await self._record_ready(now)
+            self._take_ready(now)
+            recording = recording and await self._record_all()
+        self._take_ready(now)  # also what scans confirmed meanwhile
         if recording:
-            await self._record_ready(now)  # nothing to stat, or a scan confirmed files
+            await self._record_all()
         if self._last_full_scan is not None:
             await self._record_scan(self._last_full_scan)
         return now
@@ -254,9 +256,12 @@ class FolderIntake:
             # Once per chunk: a labelled counter costs a lookup and a lock per call.
             metrics.FILES_DETECTED.labels(self.label).inc(detected)
 
-    async def _record_ready(self, now: float) -> bool:
-        """Record every file found complete; False when the ledger refused them (blocked)."""
+    def _take_ready(self, now: float) -> None:
+        """Files found complete leave the settler for the queue of files to record."""
         self._unrecorded.update((st.relpath, st) for st in self._settler.ready(now))
+
+    async def _record_all(self) -> bool:
+        """Record every settled file; False when the ledger refused them (blocked)."""
         while self._unrecorded:
             if not await self._record(self._clock.wall()):
                 return False
