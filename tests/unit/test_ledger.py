@@ -370,8 +370,9 @@ async def test_read_only_file_cannot_be_written(open_tmp: Path) -> None:
 
 
 async def test_every_write_is_durable_synchronous_full(ledger: SqliteLedger) -> None:
-    """The daemon's own connection runs WAL with synchronous=FULL: a commit survives a power
-    cut, not only a crash (NORMAL would lose the last transactions, i.e. re-send them)."""
+    """The daemon's own connection opens in WAL with synchronous=FULL: a commit survives a
+    power cut, not only a crash. Only records whose loss repeats work turn it down for
+    their own commit (see test_what_precedes_a_post_is_synced_...)."""
     db = ledger._db
 
     def pragmas() -> tuple[int, str]:
