@@ -39,19 +39,32 @@ log = structlog.get_logger(__name__)
 class SqliteLedger:
     """The ledger in one SQLite file; implements ``LedgerStore``. Open with :meth:`open`."""
 
-    def __init__(self, db: Db, reader: Db | None = None, member: Member | None = None) -> None:
+    def __init__(
+        self,
+        db: Db,
+        reader: Db | None = None,
+        member: Member | None = None,
+        looks: Db | None = None,
+    ) -> None:
         self._member = member or Member.this_process()
         self._db = db
-        self._reader = reader
+        self._reader = reader  # long reads: status, the start-up fingerprints
         self._files = FileRecords(db, reader)
         self._batches = BatchRecords(db)
+        # The reads every pipeline round makes have a connection and thread of their own:
+        # the writer's thread is the busiest of a burst, and status must not queue behind
+        # them either. Under WAL a read sees every commit made before it began, and callers
+        # await their writes' commits before they read.
+        self._looks = looks or db
+        self._look_files = FileRecords(self._looks)
+        self._look_batches = BatchRecords(self._looks)
         self._closed = False
 
     @classmethod
     async def open(cls, path: Path, member: Member | None = None) -> SqliteLedger:
         """Open or create the ledger; refuses (never replaces) a damaged or foreign file."""
-        db, reader = await asyncio.to_thread(_connect_new, path)
-        return cls(db, reader, member)
+        db, reader, looks = await asyncio.to_thread(_connect_new, path)
+        return cls(db, reader, member, looks)
 
     @classmethod
     async def open_readonly(cls, path: Path) -> SqliteLedger:
@@ -76,9 +89,10 @@ class SqliteLedger:
             return
         self._closed = True
         try:
-            if self._reader is not None:
-                await self._reader.call(self._reader.close)
-                self._reader.stop_worker()
+            for other in (self._reader, self._looks):
+                if other is not None and other is not self._db:
+                    await other.call(other.close)
+                    other.stop_worker()
         finally:
             await self._db.call(self._db.close)
             self._db.stop_worker()
@@ -109,7 +123,7 @@ class SqliteLedger:
         return await self._db.call(self._files.mark_gone, file_ids, now)
 
     async def earlier_versions(self, folder: str, file_ids: Sequence[int]) -> list[EarlierVersion]:
-        return await self._db.call(self._files.earlier_versions, folder, file_ids)
+        return await self._looks.call(self._look_files.earlier_versions, folder, file_ids)
 
     async def follow_version(self, file_id: int, key: FileKey, now: float) -> bool:
         return await self._db.call(self._files.follow_version, file_id, key, now)
@@ -117,7 +131,7 @@ class SqliteLedger:
     # batching
 
     async def stable_queue(self, folder: str, limit: int) -> list[Queued]:
-        return await self._db.call(self._batches.stable_queue, folder, limit)
+        return await self._looks.call(self._look_batches.stable_queue, folder, limit)
 
     async def create_batch(
         self,
@@ -145,7 +159,7 @@ class SqliteLedger:
         return await self._db.call(self._batches.batch, batch_id)
 
     async def batch_files(self, batch_id: int) -> list[FileRow]:
-        return await self._db.call(self._batches.batch_files, batch_id)
+        return await self._looks.call(self._look_batches.batch_files, batch_id)
 
     async def mark_submitting(self, batch_id: int, job_id: str, now: float) -> None:
         await self._db.call(self._batches.mark_submitting, batch_id, job_id, now)
@@ -193,7 +207,7 @@ class SqliteLedger:
     # post-actions
 
     async def pending_actions(self, limit: int = 500) -> list[FileRow]:
-        return await self._db.call(self._files.pending_actions, limit)
+        return await self._looks.call(self._look_files.pending_actions, limit)
 
     async def mark_done(self, file_ids: Sequence[int], now: float) -> None:
         await self._db.call(self._files.mark_done, file_ids, now)
@@ -260,20 +274,22 @@ class SqliteLedger:
         return Fleet(shared=False)
 
 
-def _connect_new(path: Path) -> tuple[Db, Db]:
-    """The main and the reader connection of a ledger, created or migrated if need be."""
+def _connect_new(path: Path) -> tuple[Db, Db, Db]:
+    """The main connection of a ledger (created or migrated if need be) and two readers."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LedgerUnavailableError(f"cannot create the ledger's folder: {exc}") from exc
     db = Db.connect(path, read_only=False)
+    opened: list[Db] = []
     try:
-        reader = db.reader()
+        opened.extend((db.reader(), db.reader()))
     except BaseException:
-        db.close()
+        for each in (*opened, db):
+            each.close()
         raise
     log.info("ledger_opened", path=str(path), version=SCHEMA_VERSION)
-    return db, reader
+    return db, opened[0], opened[1]
 
 
 def _connect_existing(path: Path) -> Db:
