@@ -14,6 +14,7 @@ from typing import Protocol, Self
 from jetwatch.domain.batching import Queued
 from jetwatch.domain.fleet import Fleet, LeaseGrant, Member
 from jetwatch.domain.report import StatusSnapshot
+from jetwatch.domain.settle import FileStat
 from jetwatch.domain.states import BatchRow, FileKey, FileRow, HoldReason, RetryPlan
 from jetwatch.domain.versions import EarlierVersion
 
@@ -39,6 +40,20 @@ def key_fingerprint(relpath: str, size: int, mtime_ns: int, inode: int) -> int:
     would only make a scan skip ``add_stable``; use ``is_known`` where exactness matters.
     """
     return hash((relpath, size, mtime_ns, to_i64(inode)))
+
+
+def unknown_files(files: Sequence[FileStat], known: set[int]) -> list[FileStat]:
+    """The files whose ``key_fingerprint`` is not in ``known``, in order.
+
+    ``key_fingerprint`` inlined: a restart's first scan runs this over every file.
+    """
+    limit, span = _I64_LIMIT, _U64_SPAN
+    return [
+        f
+        for f in files
+        if hash((f.relpath, f.size, f.mtime_ns, f.inode - span if f.inode >= limit else f.inode))
+        not in known
+    ]
 
 
 class LedgerStore(Protocol):

@@ -22,7 +22,7 @@ from jetwatch.config.settings import FolderSettings
 from jetwatch.domain.clock import SYSTEM_CLOCK, Clock
 from jetwatch.domain.settle import FileStat, Settler
 from jetwatch.domain.states import FileKey
-from jetwatch.domain.store import LedgerStore, key_fingerprint
+from jetwatch.domain.store import LedgerStore, key_fingerprint, unknown_files
 from jetwatch.domain.versions import notice_text, version_notice
 from jetwatch.domain.wake import Stage, Wakeups, sleep_or_wake
 from jetwatch.errors import LedgerUnavailableError
@@ -235,10 +235,7 @@ class FolderIntake:
 
         Only reads ``self._known`` (a set the loop adds to: each operation is atomic).
         """
-        known = self._known
-        unknown = [
-            f for f in files if key_fingerprint(f.relpath, f.size, f.mtime_ns, f.inode) not in known
-        ]
+        unknown = unknown_files(files, self._known)
         return with_markers(self.folder.path, unknown, self.folder.ready_marker)
 
     def _observe(self, stats: Iterable[FileStat], now: float) -> None:

@@ -6,7 +6,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -51,9 +51,20 @@ class ScanReport:
 
 
 class _Walker:
-    """Lists directories for a walk: accepted files out, subdirectories and index noted."""
+    """Lists directories for a walk: accepted files into ``chunk``, subdirectories and index
+    noted. A full chunk (``chunk_files``) is yielded and a new one begun: files do not pass
+    one by one through the generators (a restart's scan has a million)."""
 
-    __slots__ = ("accept", "dir_excluded", "dirs_seen", "index", "on_bad_name", "on_special")
+    __slots__ = (
+        "accept",
+        "chunk",
+        "chunk_files",
+        "dir_excluded",
+        "dirs_seen",
+        "index",
+        "on_bad_name",
+        "on_special",
+    )
 
     def __init__(
         self,
@@ -61,6 +72,7 @@ class _Walker:
         dir_excluded: Accept,
         on_bad_name: BadName,
         index: DirIndex | None,
+        chunk_files: int,
         dirs_seen: DirsSeen | None = None,
         on_special: BadName | None = None,
     ) -> None:
@@ -68,11 +80,16 @@ class _Walker:
         self.dir_excluded = dir_excluded
         self.on_bad_name = on_bad_name
         self.index = index
+        self.chunk_files = chunk_files
+        self.chunk: list[FileStat] = []
         self.dirs_seen = dirs_seen
         self.on_special = on_special
 
-    def list_dir(self, path: str, rel: str, subdirs: list[tuple[str, str]]) -> Iterator[FileStat]:
-        """Yield the accepted regular files of one directory; push its subdirectories."""
+    def list_dir(
+        self, path: str, rel: str, subdirs: list[tuple[str, str]]
+    ) -> Iterator[list[FileStat]]:
+        """Add the accepted regular files of one directory to ``chunk``, yielding it each
+        time it is full; push its subdirectories."""
         index = self.index
         if index is None:
             yield from self._entries(path, rel, subdirs)
@@ -89,9 +106,10 @@ class _Walker:
 
     def _entries(
         self, path: str, rel: str, subdirs: list[tuple[str, str]]
-    ) -> Generator[FileStat, None, int]:
-        """Yield the directory's accepted files; return how many entries it has."""
+    ) -> Generator[list[FileStat], None, int]:
+        """Add the directory's accepted files to ``chunk``; return how many entries it has."""
         accept, dir_excluded, on_bad_name = self.accept, self.dir_excluded, self.on_bad_name
+        chunk, chunk_files = self.chunk, self.chunk_files
         entries = 0
         with os.scandir(path) as listing:
             for entry in listing:
@@ -111,7 +129,11 @@ class _Walker:
                         st = entry.stat(follow_symlinks=False)
                         # Replaced by a symlink or a directory between readdir and lstat.
                         if stat.S_ISREG(st.st_mode):
-                            yield FileStat(relpath, st.st_size, st.st_mtime_ns, st.st_ino)
+                            chunk.append(FileStat(relpath, st.st_size, st.st_mtime_ns, st.st_ino))
+                            if len(chunk) >= chunk_files:
+                                self.chunk = []
+                                yield chunk
+                                chunk = self.chunk
                     elif self.on_special is not None:
                         self._special(entry, relpath, self.on_special)
                 except OSError as exc:
@@ -190,9 +212,9 @@ def scan_tree(
         on_bad_name(reldir, problem)
         return
     start = os.path.join(os.fspath(root), reldir) if reldir else os.fspath(root)
-    walker = _Walker(accept, dir_excluded, on_bad_name, index, dirs_seen, on_special)
+    walker = _Walker(accept, dir_excluded, on_bad_name, index, chunk_files, dirs_seen, on_special)
     pending = [(start, reldir + "/" if reldir else "")]
-    yield from _walk(pending, walker, None, chunk_files, on_dir_error, cancelled, True)
+    yield from _walk(pending, walker, None, on_dir_error, cancelled, True)
 
 
 def scan_changed(
@@ -218,25 +240,23 @@ def scan_changed(
         raise ValueError(f"chunk_files must be >= 1, got {chunk_files}")
     base = os.fspath(root)
     relist = index.changed(root, on_dir_error)
-    walker = _Walker(accept, dir_excluded, on_bad_name, index, on_special=on_special)
+    walker = _Walker(accept, dir_excluded, on_bad_name, index, chunk_files, on_special=on_special)
     pending = [(os.path.join(base, d) if d else base, d + "/" if d else "") for d in relist]
     # Known subdirectories were stat-ed above and are listed only if they changed too.
     known = index.dirs
-    yield from _walk(pending, walker, known, chunk_files, on_dir_error, cancelled, False)
+    yield from _walk(pending, walker, known, on_dir_error, cancelled, False)
 
 
 def _walk(
     pending: list[tuple[str, str]],
     walker: _Walker,
     skip: dict[str, DirSeen] | None,
-    chunk_files: int,
     on_dir_error: DirError | None,
     cancelled: Callable[[], bool] | None,
     raise_first: bool,
 ) -> Iterator[list[FileStat]]:
     """List the pending directories and the subdirectories found, except those in ``skip``."""
     subdirs: list[tuple[str, str]] = []
-    chunk: list[FileStat] = []
     # Only the starting directory's failure is raised: it is the caller's business
     # (folder down, subdirectory gone); below it, one bad directory never stops a scan.
     is_start = raise_first
@@ -245,11 +265,7 @@ def _walk(
             return
         path, rel = pending.pop()
         try:
-            for file_stat in walker.list_dir(path, rel, subdirs):
-                chunk.append(file_stat)
-                if len(chunk) >= chunk_files:
-                    yield chunk
-                    chunk = []
+            yield from walker.list_dir(path, rel, subdirs)
         except OSError as exc:
             if is_start:
                 raise
@@ -260,8 +276,8 @@ def _walk(
         else:
             pending.extend(d for d in subdirs if d[1][:-1] not in skip)
         subdirs.clear()
-    if chunk:
-        yield chunk
+    if walker.chunk:
+        yield walker.chunk
 
 
 def stat_paths(
@@ -301,7 +317,7 @@ def with_markers(root: Path, stats: list[FileStat], ready_marker: str) -> list[F
         return stats
     base = os.fspath(root)
     return [
-        replace(st, marked=True) if _has_marker(base, st.relpath, ready_marker) else st
+        st._replace(marked=True) if _has_marker(base, st.relpath, ready_marker) else st
         for st in stats
     ]
 
