@@ -45,11 +45,44 @@ def _compile(patterns: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
 
 
-def _split(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+_MAGIC = re.compile(r"[*?\[]")
+
+
+class _NameGlobs:
+    """Globs matched against a file or directory name: ``X*``, ``*X`` and plain names by
+    string methods, the others by one regex. Every file of every scan is checked against
+    the default excludes, and ``*.tmp`` as a regex scans the whole name."""
+
+    __slots__ = ("exact", "prefixes", "rest", "suffixes")
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        prefixes, suffixes, exact, rest = [], [], set(), []
+        for pattern in patterns:
+            if _MAGIC.search(pattern) is None:
+                exact.add(pattern)
+            elif pattern.endswith("*") and _MAGIC.search(pattern[:-1]) is None:
+                prefixes.append(pattern[:-1])
+            elif pattern.startswith("*") and _MAGIC.search(pattern[1:]) is None:
+                suffixes.append(pattern[1:])
+            else:
+                rest.append(pattern)
+        self.prefixes, self.suffixes = tuple(prefixes), tuple(suffixes)
+        self.exact, self.rest = exact, _compile(rest)
+
+    def match(self, name: str) -> bool:
+        return (
+            name.startswith(self.prefixes)
+            or name.endswith(self.suffixes)
+            or name in self.exact
+            or (self.rest is not None and self.rest.match(name) is not None)
+        )
+
+
+def _split(patterns: Sequence[str]) -> tuple[_NameGlobs | None, re.Pattern[str] | None]:
     """Separate name patterns (no "/") from path patterns (with "/"), compiled."""
     names = [p for p in patterns if "/" not in p]
     paths = [p.strip("/") for p in patterns if "/" in p]
-    return _compile(names), _compile(paths)
+    return (_NameGlobs(names) if names else None), _compile(paths)
 
 
 class PathFilter:
@@ -110,12 +143,18 @@ class PathFilter:
         return self._file_ok(relpath.rpartition("/")[2], relpath)
 
     def _file_ok(self, name: str, relpath: str) -> bool:
+        # Asked once per file of every scan (a million at a restart): _hit inlined.
         if self.ready_marker and name.endswith(self.ready_marker):
             return False
-        if _hit(self._exclude_name, name) or _hit(self._exclude_path, relpath):
+        exclude_name, exclude_path = self._exclude_name, self._exclude_path
+        if exclude_name is not None and exclude_name.match(name):
+            return False
+        if exclude_path is not None and exclude_path.match(relpath) is not None:
             return False
         return (
-            self._include_all or _hit(self._include_name, name) or _hit(self._include_path, relpath)
+            self._include_all
+            or _name_hit(self._include_name, name)
+            or _hit(self._include_path, relpath)
         )
 
     def dir_excluded(self, reldir: str) -> bool:
@@ -124,7 +163,7 @@ class PathFilter:
         The scanner prunes top-down, so a directory's ancestors were already accepted.
         """
         name = reldir.rpartition("/")[2]
-        return _hit(self._exclude_name, name) or _hit(self._exclude_path, reldir)
+        return _name_hit(self._exclude_name, name) or _hit(self._exclude_path, reldir)
 
     def excluded(self, relpath: str) -> bool:
         """True when ``relpath`` or any directory on its way matches an exclude pattern."""
@@ -139,6 +178,10 @@ class PathFilter:
                 self._dir_cache.clear()  # crude bound; a miss only costs a few regex matches
             self._dir_cache[reldir] = verdict
         return verdict
+
+
+def _name_hit(globs: _NameGlobs | None, name: str) -> bool:
+    return globs is not None and globs.match(name)
 
 
 def _hit(pattern: re.Pattern[str] | None, text: str) -> bool:

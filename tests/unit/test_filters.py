@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 
@@ -157,3 +158,56 @@ def test_name_problem_on_real_invalid_utf8_name(tmp_path: Path) -> None:
         "line\nbreak.mov": "control character in name",
         "fine.mov": None,
     }
+
+
+NAME_PATTERNS = (
+    "*",
+    ".*",
+    "*.tmp",
+    "~$*",
+    "Thumbs.db",
+    "a*b",
+    "*[0-9]",
+    "x?z",
+    "**",
+    "[!.]*",
+    "*.",
+)
+NAMES = (
+    ".",
+    "..x",
+    "a.tmp",
+    ".tmp",
+    "tmp",
+    "~$doc",
+    "~",
+    "Thumbs.db",
+    "thumbs.db",
+    "ab",
+    "axxb",
+    "b",
+    "clip7",
+    "xyz",
+    "xz",
+    "*",
+    "*.tmp",
+    "[0-9]",
+    "a.",
+    "é.tmp",
+    "line\nbreak.tmp",
+)
+
+
+@pytest.mark.parametrize("pattern", NAME_PATTERNS)
+def test_name_patterns_decide_as_fnmatchcase_does(pattern: str) -> None:
+    """Prefix, suffix and plain-name patterns are matched by string methods, the rest by a
+    regex: every one decides as fnmatch.fnmatchcase, for includes and excludes alike."""
+    include = PathFilter(include=(pattern,), exclude=())
+    exclude = PathFilter(include=("*",), exclude=(pattern,))
+    for name in NAMES:
+        if name.startswith(".") or any(fnmatch.fnmatchcase(name, p) for p in DEFAULT_EXCLUDES):
+            continue  # the default excludes decide those
+        expected = fnmatch.fnmatchcase(name, pattern)
+        assert include(name) is expected, (pattern, name)
+        assert exclude(name) is not expected, (pattern, name)
+        assert exclude.dir_excluded(f"d/{name}") is expected, (pattern, name)
