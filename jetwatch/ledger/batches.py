@@ -262,7 +262,7 @@ class BatchRecords:
         with self._db.write() as conn:
             changed = conn.execute(
                 "UPDATE batches SET state = 'OPEN', not_before = ?1, held_reason = NULL, "
-                "updated_at = ?1 WHERE id IN (SELECT value FROM json_each(?2)) AND state = 'HELD'",
+                "updated_at = ?1 WHERE id IN (SELECT value FROM json_each(?2)) AND +state = 'HELD'",
                 (now, id_list(unique_ids(batch_ids))),
             ).rowcount
         return int(changed)

@@ -104,10 +104,12 @@ class FileRecords:
             return []
         with self._db.read() as conn:
             rows = conn.execute(
+                # Joined from the ids (see id_list): never a walk of the folder's rows.
                 "SELECT new.id, new.relpath, new.size, new.mtime_ns, new.inode, new.stable_at, "
-                "old.size, old.mtime_ns, old.inode, old.stable_at FROM files AS new "
+                "old.size, old.mtime_ns, old.inode, old.stable_at FROM json_each(?) AS j "
+                "CROSS JOIN files AS new ON new.id = j.value "
                 "CROSS JOIN files AS old ON old.folder = new.folder AND old.relpath = new.relpath "
-                "WHERE new.id IN (SELECT value FROM json_each(?)) AND new.folder = ? "
+                "WHERE new.folder = ? "
                 "AND old.id < new.id AND old.state IN ('SUBMITTED', 'TRANSFERRED', 'DONE') "
                 "ORDER BY new.id, old.id",
                 (id_list(ids), folder),
@@ -131,20 +133,20 @@ class FileRecords:
             batch_ids = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT DISTINCT batch_id FROM files WHERE state = 'BATCHED' "
+                    "SELECT DISTINCT batch_id FROM files WHERE +state = 'BATCHED' "
                     "AND id IN (SELECT value FROM json_each(?))",
                     (id_list(ids),),
                 )
             ]
             changed = conn.execute(
                 "UPDATE files SET state = 'GONE', updated_at = ? "
-                "WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('STABLE', 'BATCHED')",
+                "WHERE id IN (SELECT value FROM json_each(?)) AND +state IN ('STABLE', 'BATCHED')",
                 (now, id_list(ids)),
             ).rowcount
             conn.execute(
                 "UPDATE batches SET state = 'FAILED', updated_at = ?, "
                 "last_error = 'every file vanished before submission' "
-                "WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('OPEN', 'HELD') "
+                "WHERE id IN (SELECT value FROM json_each(?)) AND +state IN ('OPEN', 'HELD') "
                 "AND NOT EXISTS "
                 "(SELECT 1 FROM files WHERE batch_id = batches.id AND state = 'BATCHED')",
                 (now, id_list(batch_ids)),
@@ -201,7 +203,7 @@ class FileRecords:
             changed = conn.execute(
                 "UPDATE files SET state = 'DONE', action_done = 1, action_error = NULL, "
                 "updated_at = ? WHERE id IN (SELECT value FROM json_each(?)) "
-                "AND state = 'TRANSFERRED'",
+                "AND +state = 'TRANSFERRED'",
                 (now, id_list(ids)),
             ).rowcount
             if changed != len(ids):
@@ -219,7 +221,7 @@ class FileRecords:
         with self._db.write() as conn:
             changed = conn.execute(
                 "UPDATE files SET action_done = 1, action_error = NULL, updated_at = ? "
-                "WHERE id IN (SELECT value FROM json_each(?)) AND state = 'FAILED'",
+                "WHERE id IN (SELECT value FROM json_each(?)) AND +state = 'FAILED'",
                 (now, id_list(unique_ids(file_ids))),
             ).rowcount
         return int(changed)

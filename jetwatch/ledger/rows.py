@@ -46,7 +46,10 @@ def id_list(ids: Iterable[int]) -> str:
     """Ids as one JSON parameter for ``IN (SELECT value FROM json_each(?))``.
 
     One parameter instead of a variable-length ``IN (?, ?, ...)``: no host-parameter limit
-    and the SQL text stays constant.
+    and the SQL text stays constant. A statement over such a list must reach its rows by
+    their ids: a ``state`` or ``folder`` term beside it is written ``+state`` (or the ids
+    are joined first), or SQLite may walk that index instead, every row in the state or
+    the folder (a million) for each call; ``tests/unit/test_ledger_plans.py`` checks it.
     """
     return json.dumps(list(ids))
 
