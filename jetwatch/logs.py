@@ -14,6 +14,8 @@ import structlog
 from pydantic import SecretBytes, SecretStr
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from jetwatch.logwriter import BackgroundWriter
+
 __all__ = ["add_tap", "configure_logging", "redact_secrets", "register_secret", "remove_tap"]
 
 REDACTED = "***"
@@ -186,11 +188,19 @@ def _formatter(as_json: bool, colors: bool) -> structlog.stdlib.ProcessorFormatt
     )
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: str = "info",
+    fmt: str = "auto",
+    stream: TextIO | None = None,
+    *,
+    background: bool = False,
+) -> None:
     """Send jetwatch's events at ``level`` and other libraries' warnings to ``stream``.
 
     ``fmt`` is "json", "console" or "auto" (JSON unless ``stream`` is a TTY); the stream
-    defaults to stderr so command output on stdout stays clean. Calling it again replaces
+    defaults to stderr so command output on stdout stays clean. With ``background`` (the
+    daemon) lines are written by a thread of their own (:mod:`jetwatch.logwriter`), so a
+    stalled reader of the stream never stalls the event loop. Calling it again replaces
     the previous setup.
     """
     global _handler
@@ -201,12 +211,13 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     tty = _isatty(out)
     as_json = fmt == "json" or (fmt == "auto" and not tty)
 
-    handler = logging.StreamHandler(out)
+    handler: logging.Handler = BackgroundWriter(out) if background else logging.StreamHandler(out)
     # https://no-color.org: an empty NO_COLOR does not count.
     handler.setFormatter(_formatter(as_json, colors=tty and not os.environ.get("NO_COLOR")))
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
+        _handler.close()  # a background writer writes what it holds, then its thread ends
     root.addHandler(handler)
     _handler = handler
     # Other libraries (aiohttp, asyncio) only at WARNING and above; our own at ``level``.

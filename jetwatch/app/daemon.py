@@ -310,7 +310,7 @@ class Daemon:
             if getattr(new, section) != getattr(self.settings, section):
                 log.warning("reload_needs_restart", section=section)
         if new.log != self.settings.log:
-            logs.configure_logging(new.log.level, new.log.format)
+            logs.configure_logging(new.log.level, new.log.format, background=True)
         await self._intakes.apply(new.folders)
         if self._folders.keys() - self.ownership.acting_on():
             self.ownership.nudge()  # new folders are taken over by a lease round at once
@@ -357,7 +357,7 @@ async def run_daemon(config_path: Path | None) -> ExitCode:
         for key, message in exc.problems:
             print(f"config error: {key}: {message}", file=sys.stderr)
         return ExitCode.CONFIG
-    logs.configure_logging(settings.log.level, settings.log.format)
+    logs.configure_logging(settings.log.level, settings.log.format, background=True)
     tune_interpreter()
     try:
         return await Daemon(settings, config_path=config_path, hard_exit=True).run()
