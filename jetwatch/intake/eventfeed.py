@@ -15,7 +15,7 @@ from jetwatch.intake.watchhub import WatchHub
 
 log = structlog.get_logger(__name__)
 
-SLICE_CHANGES = 2000  # changes sorted between two turns of the event loop
+SLICE_CHANGES = 500  # changes sorted between two turns of the event loop
 
 
 def failure_reason(exc: BaseException) -> str:
