@@ -28,7 +28,8 @@ def live_files(files: Sequence[FileRow]) -> list[FileRow]:
 
 def submit_objects(folder: FolderSettings, files: Sequence[FileRow]) -> list[SubmitObject]:
     """What a target is given of a batch: relative path, local path, size."""
-    return [SubmitObject(f.relpath, folder.path / f.relpath, f.size) for f in files]
+    base = os.fspath(folder.path)
+    return [SubmitObject(f.relpath, os.path.join(base, f.relpath), f.size) for f in files]
 
 
 def folder_problem(root: Path) -> str | None:

@@ -39,7 +39,7 @@ MAX_ERROR_TRANSFERS = 5  # transfers whose error messages make up a failure's de
 _KNOWN = frozenset(DeliveryState)
 
 
-def relative_path(profile_root: Path | str, local_path: Path) -> str:
+def relative_path(profile_root: Path | str, local_path: Path | str) -> str:
     """``relativePath`` of a local file: relative to the source profile root, leading '/'."""
     # String operations, not Path.relative_to: this runs once per file of every batch.
     root = os.path.normpath(profile_root).rstrip("/")

@@ -158,7 +158,7 @@ async def test_failing_path_is_isolated_and_given_up(
 
 def crashed_transfer(fake: FakeJetStreamServer, src: Path, names: list[str]) -> str:
     """What a daemon killed right after ``createTransfer`` left on the server: its handle."""
-    objects = [SubmitObject(n, src / n, (src / n).stat().st_size) for n in names]
+    objects = [SubmitObject(n, str(src / n), (src / n).stat().st_size) for n in names]
     manifest_id = fake.create_manifest(mappings_of(objects, "/"))["manifestId"]
     while fake.get_manifest(manifest_id)["processing"]:
         pass

@@ -48,8 +48,8 @@ def files(tmp_path: Path) -> list[SubmitObject]:
     (folder / "a.csv").write_text("a,1\n")
     (folder / "day1" / "b.csv").write_text("b,2\n")
     return [
-        SubmitObject("a.csv", folder / "a.csv", 4),
-        SubmitObject("day1/b.csv", folder / "day1" / "b.csv", 4),
+        SubmitObject("a.csv", str(folder / "a.csv"), 4),
+        SubmitObject("day1/b.csv", str(folder / "day1" / "b.csv"), 4),
     ]
 
 
@@ -225,7 +225,7 @@ def test_from_settings_builds_a_target() -> None:
     client = client_from_settings(settings, SecretStr(IM_PASSWORD))
     target = IntegrationManagerTarget.from_settings(settings, client)
     assert target.kind == "integration-manager"
-    assert target.variables_of([SubmitObject("a", Path("/x/a"), 1)]) == {"F": "/x/a"}
+    assert target.variables_of([SubmitObject("a", "/x/a", 1)]) == {"F": "/x/a"}
     assert "'44'" in repr(target)
     own = IntegrationManagerTarget.from_settings(settings, client, job_config="45")
     assert "'45'" in repr(own)

@@ -35,7 +35,7 @@ def write(folder: Path, relpath: str, data: bytes) -> SubmitObject:
     path = folder / relpath
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    return SubmitObject(relpath, path, len(data))
+    return SubmitObject(relpath, str(path), len(data))
 
 
 async def fresh_target(server: EmulatorServer, job: str, root: Path) -> JetTarget:

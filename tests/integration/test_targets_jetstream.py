@@ -58,7 +58,7 @@ def source(tmp_path: Path) -> Path:
 
 
 def objects_in(folder: Path, *relpaths: str) -> list[SubmitObject]:
-    return [SubmitObject(r, folder / r, (folder / r).stat().st_size) for r in relpaths]
+    return [SubmitObject(r, str(folder / r), (folder / r).stat().st_size) for r in relpaths]
 
 
 class Targets:
@@ -166,7 +166,7 @@ async def test_manifest_error_rejects_the_batch(
     targets: Targets, fake: FakeJetStreamServer, source: Path
 ) -> None:
     """A manifest that ends in error (a missing file) is a RejectedError; no transfer."""
-    objects = [*objects_in(source, "a.mov"), SubmitObject("gone.mxf", source / "gone.mxf", 1)]
+    objects = [*objects_in(source, "a.mov"), SubmitObject("gone.mxf", str(source / "gone.mxf"), 1)]
     with pytest.raises(RejectedError, match="no such file"):
         await targets().submit(objects)
     assert fake.transfers == {}
@@ -281,7 +281,7 @@ def test_handles_round_trip_and_bad_ones_are_not_found() -> None:
 
 def test_mappings_keep_relative_paths_under_the_destination_root(tmp_path: Path) -> None:
     """Destination paths are destination_root + the folder-relative path; sources absolute."""
-    objects = [SubmitObject("sub/x.mxf", tmp_path / "sub" / "x.mxf", 3)]
+    objects = [SubmitObject("sub/x.mxf", str(tmp_path / "sub" / "x.mxf"), 3)]
     assert mappings_of(objects, "/incoming") == {"/incoming/sub/x.mxf": str(tmp_path / "sub/x.mxf")}
     assert list(mappings_of(objects, "/")) == ["/sub/x.mxf"]
 

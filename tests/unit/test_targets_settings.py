@@ -106,8 +106,8 @@ def test_jetstream_defaults_and_problems() -> None:
 
 def test_batch_token_depends_on_content_not_order(tmp_path: Path) -> None:
     """Same files in any order give one token; another size or path gives another."""
-    a = SubmitObject("a.mov", tmp_path / "a.mov", 10)
-    b = SubmitObject("b.mov", tmp_path / "b.mov", 20)
+    a = SubmitObject("a.mov", str(tmp_path / "a.mov"), 10)
+    b = SubmitObject("b.mov", str(tmp_path / "b.mov"), 20)
     assert batch_token([a, b]) == batch_token([b, a])
     assert batch_token([a, b]) != batch_token([a, SubmitObject("b.mov", b.local_path, 21)])
     assert batch_token([a]) != batch_token([b])
@@ -117,8 +117,8 @@ def test_batch_token_depends_on_content_not_order(tmp_path: Path) -> None:
 def test_render_variables_every_source(tmp_path: Path) -> None:
     """Each source renders as documented; file lists survive parse_file_list."""
     objects = [
-        SubmitObject("x/a b.mov", tmp_path / "x" / "a b.mov", 3),
-        SubmitObject("c.mov", tmp_path / "c.mov", 4),
+        SubmitObject("x/a b.mov", str(tmp_path / "x" / "a b.mov"), 3),
+        SubmitObject("c.mov", str(tmp_path / "c.mov"), 4),
     ]
     rendered = render_variables({s.value: s for s in VariableSource}, objects)
     assert parse_file_list(rendered["files_json"]) == [str(o.local_path) for o in objects]
