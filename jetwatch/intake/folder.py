@@ -51,6 +51,9 @@ IDLE_TICK_S = 30.0
 # Beside a burst's other threads the loop's share of the GIL is small: a slice of 2,000
 # held it 30-66 ms a step (asyncio's slow-callback log), one of 500 at most 42 ms.
 SLICE_FILES = 500
+# Settled files the ledger records in one call: a PostgreSQL round trip per 500 made its
+# 100,000-file burst 3.4 times SQLite's; 2,000 keeps it within 2 times.
+RECORD_FILES = 2000
 BAD_NAMES_REMEMBERED = 10_000
 NOTICES_KEPT = 20
 
@@ -182,8 +185,8 @@ class FolderIntake:
         paths = [*due, *fresh]
         self._dirty = set()
         # In slices: the loop serves others between them (a burst hints 15,000 paths at once).
-        # What a slice confirms is recorded before the next one is looked at, so batches form
-        # while the rest of a burst is still being stat-ed.
+        # What the slices confirmed is recorded once RECORD_FILES wait, before the next slice
+        # is looked at, so batches form while the rest of a burst is still being stat-ed.
         recording = True
         for start in range(0, len(paths), SLICE_FILES):
             stats, vanished = await self._stat(set(paths[start : start + SLICE_FILES]))
@@ -194,7 +197,8 @@ class FolderIntake:
                     metrics.FILES_VANISHED.labels(self.label).inc()
                     log.info("file_vanished_before_settle", folder=self.label, path=relpath)
             self._take_ready(now)
-            recording = recording and await self._record_all()
+            while recording and len(self._unrecorded) >= RECORD_FILES:
+                recording = await self._record(self._clock.wall())
         self._take_ready(now)  # also what scans confirmed meanwhile
         if recording:
             await self._record_all()
@@ -267,8 +271,8 @@ class FolderIntake:
         return True
 
     async def _record(self, now: float) -> bool:
-        """Record up to SLICE_FILES settled files; False when the ledger refused them."""
-        part = list(itertools.islice(self._unrecorded.values(), SLICE_FILES))
+        """Record up to RECORD_FILES settled files; False when the ledger refused them."""
+        part = list(itertools.islice(self._unrecorded.values(), RECORD_FILES))
         keys = [FileKey(s.relpath, s.size, s.mtime_ns, s.inode) for s in part]
         try:
             new_ids = await self._ledger.add_stable(self.label, keys, now)
