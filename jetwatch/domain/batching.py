@@ -27,7 +27,7 @@ class Queued(NamedTuple):
     """A ready file waiting for a batch; ``ready_at`` is on the same clock as ``now``.
 
     A named tuple: the batcher builds one per queued file each round (8,000 a window), on
-    the event loop, and a frozen dataclass costs four times as much to build.
+    the event loop, and a frozen dataclass costs twice as much to build.
     """
 
     file_id: int

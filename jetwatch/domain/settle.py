@@ -9,7 +9,7 @@ class FileStat(NamedTuple):
     """One stat result of a regular file; ``relpath`` is relative to the folder, "/"-separated.
 
     A named tuple, not a frozen dataclass: a scan makes one per file (a million at a
-    restart) and a frozen dataclass's ``__init__`` costs four times as much.
+    restart) and a frozen dataclass's ``__init__`` costs twice as much.
     """
 
     relpath: str

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from jetwatch.domain.settle import FileStat
 from jetwatch.domain.states import (
     BatchState,
     FileKey,
@@ -20,7 +21,7 @@ from jetwatch.domain.states import (
     InvalidTransitionError,
     RetryPlan,
 )
-from jetwatch.domain.store import LedgerStore, key_fingerprint
+from jetwatch.domain.store import LedgerStore, key_fingerprint, unknown_files
 from tests.fixtures.ledger import (
     BACKENDS,
     FOLDER,
@@ -90,6 +91,17 @@ async def test_known_fingerprints_match_key_fingerprint_except_gone(ledger: Ledg
     expected = {key_fingerprint(k.relpath, k.size, k.mtime_ns, k.inode) for k in keys[1:]}
     assert await ledger.known_fingerprints(FOLDER) == expected
     assert await ledger.known_fingerprints("nobody") == set()
+
+
+async def test_scan_filter_drops_exactly_the_files_the_ledger_knows(ledger: LedgerStore) -> None:
+    """unknown_files (key_fingerprint inlined for the scan) agrees with the ledger's
+    fingerprints, for an inode past 2**63 as well: known files drop, changed ones stay."""
+    keys = [*make_keys(3), FileKey("huge-inode.mxf", 1, 2, 2**64 - 1)]
+    await ledger.add_stable(FOLDER, keys, T0)
+    known = await ledger.known_fingerprints(FOLDER)
+    seen = [FileStat(k.relpath, k.size, k.mtime_ns, k.inode) for k in keys]
+    changed = [FileStat(k.relpath, k.size + 1, k.mtime_ns, k.inode) for k in keys]
+    assert unknown_files([*seen, *changed], known) == changed
 
 
 async def test_gone_file_back_unchanged_is_revived(ledger: LedgerStore) -> None:

@@ -83,8 +83,8 @@ def test_a_full_queue_drops_lines_and_says_how_many(stalled_pipe: tuple[TextIO, 
 
     thread = log_in_thread(logger, 2_000)
     assert not thread.is_alive()
-    reader_thread = threading.Thread(target=lambda: got.extend(read_lines(reader, "after")))
     got: list[str] = []
+    reader_thread = threading.Thread(target=lambda: got.extend(read_lines(reader, "after")))
     reader_thread.start()
     handler.flush()  # the queue written: the next line has room for the note
     logger.info("after")
