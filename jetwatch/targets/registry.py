@@ -160,7 +160,8 @@ class TargetRegistry:
             ok = await self.check_all()
             failures = 0 if ok else failures + 1
             delay = self._recheck_s if ok else _down_backoff(self._recheck_s).delay_s(failures)
-            self._wake.clear()
+            # Not cleared here: a request made while that round ran (a recheck, a refused
+            # POST) may postdate what the round asked, so it gets a round of its own.
             await sleep_or_wake(self._wake, delay * random.uniform(0.9, 1.1))
 
     async def check_all(self) -> bool:

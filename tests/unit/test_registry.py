@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,6 +147,39 @@ async def test_note_refused_holds_until_a_check_says_otherwise() -> None:
         await reg.check_all()
     assert reg.status("a").usable
     assert changes(logs)[-1]["event"] == "job_ready"
+
+
+@dataclass
+class GatedTarget(ScriptedTarget):
+    """A ScriptedTarget whose first check waits until the test opens ``gate``."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def check(self) -> TargetStatus:
+        self.started.set()
+        if self.checks == 0:
+            await self.gate.wait()
+        return await super().check()
+
+
+async def test_a_check_asked_for_during_a_round_runs_after_it() -> None:
+    """An operator's recheck (or a refused POST) that comes while a round is under way gets
+    a round of its own: that round may have asked the API before the job was resumed."""
+    target = GatedTarget("jet")
+    reg = TargetRegistry({"a": Route(target, "Job")}, recheck_s=3600.0)
+    task = asyncio.create_task(reg.run())
+    try:
+        await asyncio.wait_for(target.started.wait(), 5.0)
+        reg.request_check()  # the job was resumed after the round asked
+        target.gate.set()
+        async with asyncio.timeout(5.0):  # not the hour recheck_s says
+            while target.checks < 2:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_reload_keeps_unchanged_routes_and_retires_removed_ones() -> None:
